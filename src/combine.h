@@ -1,0 +1,134 @@
+/*
+ * combine.h - the batch of patriot-combine: pick waiting clients, combine
+ * their Rows into one clients.xml, read Patriot's results of the previous
+ * batch, rotate and upload over SMB, record what shipped.
+ *
+ * One run (combine_run), DB mode:
+ *   1. put back in-flight files a crashed run left (XML_DIR/.inflight/...)
+ *   2. SMB on: download the share's clients.xml and results; processed ->
+ *      clients imported/failed (failed: logged, re-queued unless changed);
+ *      unprocessed -> its Rows are folded into this batch
+ *      SMB off: READY_DIR/clients.xml still there (nobody carried it) is
+ *      folded the same way, so no batch is overwritten unread
+ *   3. reconcile: rewrite missing/stale outbox files of waiting clients
+ *   4. pick up to MAX waiting clients (oldest change first) in one read
+ *      snapshot; move their outbox files to XML_DIR/.inflight/<key>/<id>.xml
+ *   5. stream READY_DIR/clients.xml (temp + rename), Rows byte-copied from
+ *      the database's outbox XML, last Row per __id wins
+ *   6. SMB on: upload to a temporary name, rotate the remote clients.xml to
+ *      clients_YYYYMMDD_HHMMSS.xml, rename the upload to clients.xml
+ *   7. success: mark shipped (only at the shipped version), client_state.json,
+ *      delete in-flight files; failure: mark nothing, put files back.
+ * --from-dir mode: no database; the files under XML_DIR are the batch.
+ */
+#pragma once
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+/* The configuration (environment or --config FILE, NAME=value lines). */
+struct combine_cfg {
+    char *cc_data_file;         /* DATA_FILE: ./data.db */
+    char *cc_xml_dir;           /* XML_DIR: ./out/clients */
+    char *cc_ready_dir;         /* READY_DIR: ./ready_for_import */
+    char *cc_combined_name;     /* COMBINED_FILENAME: clients.xml */
+    char *cc_log_file;          /* COMBINE_LOG_FILE: ./xml_combine.log */
+    char *cc_error_log;         /* ERROR_LOG_FILE: ./import_errors.log */
+    char *cc_state_file;        /* CLIENT_STATE_FILE: ./client_state.json */
+    long cc_max_clients;        /* MAX_CLIENTS_PER_RUN: 300; 0 = no limit */
+    int cc_run_at_minute;       /* RUN_AT_MINUTE: 59 */
+    int cc_smb_enabled;         /* SMB_ENABLED: false */
+    char *cc_smb_server;        /* SMB_SERVER_IP */
+    char *cc_smb_server_name;   /* SMB_SERVER_NAME (informational) */
+    char *cc_smb_share;         /* SMB_SHARE_NAME */
+    char *cc_smb_user;          /* SMB_USERNAME */
+    char *cc_smb_domain;        /* SMB_DOMAIN: WORKGROUP */
+    char *cc_smb_remote_path;   /* SMB_REMOTE_PATH: clients.xml */
+    char *cc_smb_results;       /* SMB_RESULTS_FILENAME */
+    char *cc_smb_password_file; /* SMB_PASSWORD_FILE */
+    unsigned cc_smb_port;       /* SMB_PORT: 0 = 445 */
+    int cc_smb_timeout_ms;      /* SMB_TIMEOUT_MS: 20000 */
+};
+
+/*
+ * Fill c with defaults, then the environment, then the NAME=value lines of
+ * file (may be NULL; file wins). Validates everything (numbers in range,
+ * remote names safe). Returns 0, or -1 with a message in err. Free with
+ * combine_config_free (also after a failure).
+ */
+int combine_config_load(struct combine_cfg *c, const char *file, char *err,
+                        size_t errlen);
+void combine_config_free(struct combine_cfg *c);
+
+#define COMBINE_DRY_RUN  0x1    /* build clients.xml, change nothing else */
+#define COMBINE_FROM_DIR 0x2    /* no database: files under XML_DIR */
+
+struct combine;
+
+/*
+ * A combiner for cfg (borrowed, must outlive it). Reads the SMB password
+ * file when SMB is on (fails if group/other can read it), opens the
+ * database in DB mode. stop (may be NULL) is checked between steps.
+ * Returns NULL with a message in err. Free with combine_free (NULL-safe).
+ */
+struct combine *combine_new(const struct combine_cfg *cfg, unsigned flags,
+                            volatile sig_atomic_t *stop, char *err,
+                            size_t errlen);
+void combine_free(struct combine *cb);
+
+enum combine_rc {
+    COMBINE_OK = 0,         /* a batch was built (and shipped) */
+    COMBINE_NOTHING = 1,    /* nothing waiting: no batch */
+    COMBINE_STOPPED = 2,    /* stop requested: nothing marked, files back */
+    COMBINE_FAILED = -1,    /* logged; nothing marked, files back */
+};
+
+/* What a run did. */
+struct combine_stats {
+    size_t cs_rows;         /* Rows in clients.xml */
+    size_t cs_local;        /* clients picked this run */
+    size_t cs_folded;       /* Rows carried from an unprocessed batch */
+    size_t cs_skipped;      /* malformed, skipped */
+    size_t cs_marked;       /* marked shipped */
+    size_t cs_imported;     /* results: imported */
+    size_t cs_failed;       /* results: failed */
+    char cs_batch[32];      /* batch id, "" if none */
+    char cs_error[512];     /* reason of COMBINE_FAILED */
+};
+
+/* One run. stats may be NULL. */
+enum combine_rc combine_run(struct combine *cb, struct combine_stats *stats);
+
+/* Print counts per import state, the last batch and the last error
+ * (DB mode). 0, or -1 with a message on out. */
+int combine_status(const struct combine_cfg *cfg, FILE *out);
+
+/* The next time after now whose local minute is minute and second 0. */
+time_t combine_next_run(time_t now, int minute);
+
+/*
+ * Check one per-client document (or, rows_max > 1, a combined one) the way
+ * the writer makes it: UTF-8 XML 1.0 characters only, no comment, PI,
+ * CDATA, DOCTYPE, entity reference, namespace or attribute, root Clients
+ * holding Row elements each with one __id of [A-Za-z0-9_-]{1,95}. For a
+ * per-client document (exactly one Row): sets *off/*len to the bytes of
+ * "<Row>...</Row>" and copies the id into id. Returns 0 or -1 (malformed).
+ */
+int combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
+                      char *id, size_t idlen);
+
+/*
+ * Decode a results file (UTF-8 with or without BOM, UTF-16LE/BE with BOM)
+ * into malloc'ed UTF-8 (NUL-terminated, caller frees). NULL on no memory.
+ */
+char *combine_results_decode(const char *buf, size_t len, size_t *outlen);
+
+/*
+ * 1 if the decoded results text holds a line with the exact token id
+ * (9998BASE11 does not match 19998BASE11) and "Completed processing
+ * client"; 0 if not; -1 on no memory.
+ */
+int combine_results_ok(const char *text, size_t len, const char *id);

@@ -1,0 +1,40 @@
+/*
+ * log.h - diagnostics to stderr (journald) and the request log file.
+ *
+ * Never pass a secret (API key, key hash, password) to any of these.
+ */
+#pragma once
+
+#include <stdarg.h>
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
+
+/* Set the lowest level written to stderr (default LOG_LVL_INFO). */
+void log_set_level(enum log_level lvl);
+
+/*
+ * Open (append, create 0640) the request log at path; NULL or "" writes
+ * request lines to stderr only. Returns 0, or -1 with errno set.
+ */
+int log_open_request_log(const char *path);
+
+/* Close the request log. Safe to call twice. */
+void log_close(void);
+
+/* Messages to stderr, one line each, with a timestamp and level.
+ * log_warn appends ": strerror(errno)", log_warnx does not. Thread-safe. */
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * One request line to the request log and stderr:
+ * "2026-11-26T08:00:00.123Z key=Alarm24 PUT /clients client=9998 201 345us"
+ * key_name and client_id may be NULL ("-"). Thread-safe.
+ */
+void log_request(const char *key_name, const char *method, const char *path,
+                 const char *client_id, unsigned status, long long usec);
+
+/* If set to 0, request lines are not echoed to stderr (benchmarks). */
+void log_set_request_echo(int on);

@@ -1,0 +1,53 @@
+/*
+ * outbox.h - the thread that keeps XML_DIR/<key_name>/<client_id>.xml equal
+ * to what the database holds.
+ *
+ * The writer marks a client dirty after each commit; this thread reads the
+ * client's XML from the database with its own connection and writes the
+ * file (temp + rename), or removes it when the client is gone. Repeated
+ * changes to one client collapse into one file write. The database is the
+ * truth: reconcile rebuilds whatever a crash left missing or stale.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct outbox;
+
+/*
+ * Start the thread with its own read connection to db_path. Returns the
+ * outbox (stop with outbox_stop) or NULL with a message in err.
+ */
+struct outbox *outbox_start(const char *xml_dir, const char *db_path,
+                            char *err, size_t errlen);
+
+/* Drain the queue, stop the thread, free. NULL-safe. */
+void outbox_stop(struct outbox *ob);
+
+/* Queue the client's file for rewriting (or removal). Coalesces. Any
+ * thread. Returns 0, -1 on no memory (the next reconcile repairs it). */
+int outbox_mark(struct outbox *ob, const char *key_name, int64_t cid);
+
+/*
+ * On a read of a client at version: queue its file if this process has not
+ * written that version, or the file is gone. Cheap: a lookup and a stat.
+ */
+void outbox_check(struct outbox *ob, const char *key_name, int64_t cid,
+                  int64_t version);
+
+/* Clients waiting to be written. */
+size_t outbox_queued(struct outbox *ob);
+
+/* Block until the queue is empty (tests, shutdown). */
+void outbox_flush(struct outbox *ob);
+
+/*
+ * Make every pending client's file equal to its XML in the database:
+ * rewrite files that are missing or differ. Uses connection s (any thread
+ * that owns it). *rewritten counts the files written. Returns 0 or -1.
+ */
+int outbox_reconcile(struct store *s, const char *xml_dir, size_t *checked,
+                     size_t *rewritten);

@@ -1,0 +1,291 @@
+/*
+ * store_combine.c - the import-state part of the store, used by
+ * patriot-combine (see the "import state" section of store.h).
+ *
+ * Statements are prepared per call with sqlite3_prepare_v2 (about 9 us
+ * each) and finalized before returning: store_close() finalizes only the
+ * statements of store.c's table, and the combiner runs once an hour.
+ */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char *init_sql =
+    "CREATE TABLE IF NOT EXISTS shipped("
+    "  xml_id TEXT PRIMARY KEY,"
+    "  key_name TEXT NOT NULL,"
+    "  client_id INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  batch TEXT NOT NULL) WITHOUT ROWID;";
+
+static sqlite3_stmt *
+prep(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->st_db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_warnx("store_combine: prepare: %s", sqlite3_errmsg(s->st_db));
+        return NULL;
+    }
+    return st;
+}
+
+/* Step a statement to SQLITE_DONE and finalize it. 0 or -1 (logged). */
+static int
+done(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_warnx("store_combine: %s", sqlite3_errmsg(s->st_db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int
+store_combine_init(struct store *s)
+{
+    return store_exec(s, init_sql);
+}
+
+int
+store_combine_snapshot_begin(struct store *s)
+{
+    return store_exec(s, "BEGIN");
+}
+
+void
+store_combine_snapshot_end(struct store *s)
+{
+    if (!sqlite3_get_autocommit(s->st_db))
+        (void)store_exec(s, "COMMIT");
+}
+
+int
+store_combine_foreach_waiting(struct store *s, int64_t max,
+                              int (*fn)(void *arg, const char *key,
+                                        int64_t cid, int64_t version,
+                                        const char *xml, size_t len),
+                              void *arg)
+{
+    sqlite3_stmt *st;
+    int rc, ret = 0;
+
+    st = prep(s, "SELECT c.key_name, c.client_id, c.version, o.xml"
+                 " FROM clients c JOIN outbox o ON o.cid = c.id"
+                 " WHERE c.state IN ('pending', 'failed')"
+                 " AND o.version = c.version"
+                 " ORDER BY c.changed_at, c.id LIMIT ?1");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, max > 0 ? max : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *x = sqlite3_column_blob(st, 3);
+
+        ret = fn(arg, (const char *)sqlite3_column_text(st, 0),
+                 sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                 x ? x : "", (size_t)sqlite3_column_bytes(st, 3));
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+        ret = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int
+store_combine_mark_shipped(struct store *s, const char *key, int64_t cid,
+                           int64_t version, const char *xml_id,
+                           const char *batch, int64_t at_ms, int *changed)
+{
+    sqlite3_stmt *st;
+
+    *changed = 0;
+    st = prep(s, "UPDATE clients SET state = 'shipped', state_batch = ?4,"
+                 " state_at = ?5 WHERE key_name = ?1 AND client_id = ?2"
+                 " AND version = ?3 AND state IN ('pending', 'failed')");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cid);
+    sqlite3_bind_int64(st, 3, version);
+    sqlite3_bind_text(st, 4, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, at_ms);
+    if (done(s, st) < 0)
+        return STORE_ERROR;
+    if (sqlite3_changes(s->st_db) == 0)
+        return STORE_OK;
+    *changed = 1;
+    st = prep(s, "INSERT OR REPLACE INTO shipped(xml_id, key_name, client_id,"
+                 " version, batch) VALUES(?1, ?2, ?3, ?4, ?5)");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, xml_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cid);
+    sqlite3_bind_int64(st, 4, version);
+    sqlite3_bind_text(st, 5, batch, -1, SQLITE_STATIC);
+    return done(s, st) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+/* Look xml_id up in shipped. STORE_OK, STORE_NOTFOUND or STORE_ERROR. */
+static int
+shipped_get(struct store *s, const char *xml_id, struct store_shipped *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    st = prep(s, "SELECT key_name, client_id, version, batch FROM shipped"
+                 " WHERE xml_id = ?1");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, xml_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->ss_key, sizeof(out->ss_key), "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+        out->ss_cid = sqlite3_column_int64(st, 1);
+        out->ss_version = sqlite3_column_int64(st, 2);
+        snprintf(out->ss_batch, sizeof(out->ss_batch), "%s",
+                 (const char *)sqlite3_column_text(st, 3));
+        rc = STORE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = STORE_NOTFOUND;
+    } else {
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+        rc = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+store_combine_refold(struct store *s, const char *xml_id, const char *batch,
+                     int64_t at_ms)
+{
+    struct store_shipped sh;
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = shipped_get(s, xml_id, &sh)) != STORE_OK)
+        return rc;
+    st = prep(s, "UPDATE shipped SET batch = ?2 WHERE xml_id = ?1");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, xml_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, batch, -1, SQLITE_STATIC);
+    if (done(s, st) < 0)
+        return STORE_ERROR;
+    st = prep(s, "UPDATE clients SET state_batch = ?4, state_at = ?5"
+                 " WHERE key_name = ?1 AND client_id = ?2 AND version = ?3"
+                 " AND state = 'shipped'");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, sh.ss_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, sh.ss_cid);
+    sqlite3_bind_int64(st, 3, sh.ss_version);
+    sqlite3_bind_text(st, 4, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, at_ms);
+    return done(s, st) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+int
+store_combine_set_result(struct store *s, const char *xml_id, int ok,
+                         int64_t at_ms, struct store_shipped *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = shipped_get(s, xml_id, out)) != STORE_OK)
+        return rc;
+    st = prep(s, "UPDATE clients SET state = ?4, state_at = ?5"
+                 " WHERE key_name = ?1 AND client_id = ?2 AND version = ?3"
+                 " AND state = 'shipped'");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, out->ss_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, out->ss_cid);
+    sqlite3_bind_int64(st, 3, out->ss_version);
+    sqlite3_bind_text(st, 4, ok ? "imported" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, at_ms);
+    if (done(s, st) < 0)
+        return STORE_ERROR;
+    out->ss_changed = sqlite3_changes(s->st_db) > 0;
+    return STORE_OK;
+}
+
+int
+store_combine_meta_set(struct store *s, const char *k, const char *v)
+{
+    sqlite3_stmt *st;
+
+    st = prep(s, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
+    return done(s, st) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+int
+store_combine_meta_get(struct store *s, const char *k, char *v, size_t len)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    st = prep(s, "SELECT v FROM meta WHERE k = ?1");
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+
+        snprintf(v, len, "%s", t ? (const char *)t : "");
+        rc = STORE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = STORE_NOTFOUND;
+    } else {
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+        rc = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+store_combine_counts(struct store *s, int64_t counts[4])
+{
+    static const char *names[4] = {"pending", "shipped", "imported",
+                                   "failed"};
+    sqlite3_stmt *st;
+    int rc, i;
+
+    memset(counts, 0, 4 * sizeof(counts[0]));
+    st = prep(s, "SELECT state, count(*) FROM clients GROUP BY state");
+    if (st == NULL)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(st, 0);
+
+        for (i = 0; i < 4; i++)
+            if (n != NULL && strcmp(n, names[i]) == 0)
+                counts[i] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * store_int.h - internals shared by the files of the store module
+ * (store.c for the API, store_combine.c for the combiner). Not for other
+ * modules.
+ */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Statements prepared once per connection, by index. */
+enum store_stmt_id {
+    SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
+    SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
+    SQL_CLIENT_GET, SQL_CLIENT_INSERT, SQL_CLIENT_UPDATE_INFO,
+    SQL_CLIENT_TOUCH, SQL_CLIENT_DELETE,
+    SQL_ZONES_GET, SQL_ZONE_PUT, SQL_ZONE_DELETE,
+    SQL_USERS_GET, SQL_USER_GET, SQL_USER_INSERT, SQL_USER_REPLACE,
+    SQL_USER_DELETE, SQL_USER_EXISTS,
+    SQL_XML_SET, SQL_XML_GET, SQL_PENDING, SQL_IMPORT_LIST,
+    SQL_NSTMT
+};
+
+struct store {
+    sqlite3 *st_db;
+    unsigned st_flags;
+    sqlite3_stmt *st_stmt[SQL_NSTMT];   /* prepared lazily */
+};
+
+/* The prepared statement id (prepared on first use, reset and cleared
+ * bindings before it is handed out). NULL on error (logged). */
+sqlite3_stmt *store_stmt(struct store *s, enum store_stmt_id id);
+
+/* Run one SQL string that returns no rows; 0 or -1 (logged). */
+int store_exec(struct store *s, const char *sql);
+
+/* Step a statement expected to finish (SQLITE_DONE); resets it. 0 or -1. */
+int store_step_done(struct store *s, sqlite3_stmt *st);
