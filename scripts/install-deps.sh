@@ -6,7 +6,7 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc libc6-dev
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
 nettle-dev libsmbclient-dev samba smbclient
-libcmocka-dev libcurl4-openssl-dev curl wrk ca-certificates"
+libcmocka-dev libcurl4-openssl-dev curl wrk bc ca-certificates"
 
 missing=""
 for p in $PKGS; do

@@ -114,7 +114,7 @@ time_t combine_next_run(time_t now, int minute);
  * the writer makes it: UTF-8 XML 1.0 characters only, no comment, PI,
  * CDATA, DOCTYPE, entity reference, namespace or attribute, root Clients
  * holding Row elements each with one __id of [A-Za-z0-9_-]{1,95}. For a
- * per-client document (exactly one Row): sets *off/*len to the bytes of
+ * per-client document (exactly one Row): sets *off and *rlen to the bytes of
  * "<Row>...</Row>" and copies the id into id. Returns 0 or -1 (malformed).
  */
 int combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,

@@ -130,6 +130,12 @@ fail:
 }
 
 int
+writer_apply_batch(struct store *s, struct writer_job **jobs, int n)
+{
+    return commit_batch(s, jobs, n);
+}
+
+int
 writer_apply_now(struct store *s, struct writer_job *job)
 {
     commit_batch(s, &job, 1);
@@ -160,8 +166,10 @@ run(void *arg)
         pthread_mutex_unlock(&w->w_mu);
 
         ok = commit_batch(w->w_store, jobs, n);
+        pthread_mutex_lock(&w->w_mu);
         w->w_changes += (uint64_t)ok;
         w->w_commits++;
+        pthread_mutex_unlock(&w->w_mu);
         for (i = 0; i < n; i++) {
             if (jobs[i]->wj_rc == STORE_OK && w->w_outbox != NULL)
                 outbox_mark(w->w_outbox, jobs[i]->wj_key->k_name,

@@ -59,6 +59,11 @@ int writer_submit(struct writer *w, struct writer_job *job);
  * NULL-safe. */
 void writer_stop(struct writer *w);
 
+/* Run n jobs synchronously as one transaction on connection s (tools,
+ * bulk loads). Sets every wj_rc; wj_done is not called. Returns the number
+ * of jobs that succeeded. */
+int writer_apply_batch(struct store *s, struct writer_job **jobs, int n);
+
 /* Run one job synchronously in the caller's thread on connection s (tests,
  * tools): begin, apply, render, commit. Returns wj_rc. */
 int writer_apply_now(struct store *s, struct writer_job *job);
