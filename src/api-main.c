@@ -97,18 +97,19 @@ main(int argc, char **argv)
         log_warnx("DATA_FILE %s", err);
         goto out_app;
     }
-    /* The database is the truth: repair what a crash left behind. */
-    if (outbox_reconcile(ws, cfg.cfg_xml_dir, &checked, &rewritten) < 0)
-        log_warnx("reconcile: some outbox files could not be rebuilt");
-    if (rewritten > 0)
-        log_info("reconcile: %zu of %zu pending clients' files rebuilt",
-                 rewritten, checked);
     if ((app.ap_outbox = outbox_start(cfg.cfg_xml_dir, cfg.cfg_data_file, err,
                                       sizeof(err))) == NULL) {
         log_warnx("outbox: %s", err);
         store_close(ws);
         goto out_app;
     }
+    /* The database is the truth: repair what a crash left behind. */
+    if (outbox_reconcile(ws, cfg.cfg_xml_dir, app.ap_outbox, &checked,
+                         &rewritten) < 0)
+        log_warnx("reconcile: some outbox files could not be rebuilt");
+    if (rewritten > 0)
+        log_info("reconcile: %zu of %zu pending clients' files rebuilt",
+                 rewritten, checked);
     if ((app.ap_writer = writer_start(ws, app.ap_outbox, err,
                                       sizeof(err))) == NULL) {
         log_warnx("writer: %s", err);

@@ -455,6 +455,8 @@ sax_check(const char *buf, size_t len, struct sax_state *st)
                                 XML_PARSE_NOWARNING);
     xmlParseChunk(ctxt, buf, (int)len, 1);
     wf = ctxt->wellFormed;
+    if (ctxt->myDoc != NULL)    /* a DOCTYPE makes libxml2 start a doc */
+        xmlFreeDoc(ctxt->myDoc);
     xmlFreeParserCtxt(ctxt);
     if (!wf || st->sx_bad || st->sx_n == 0)
         return -1;
@@ -1704,6 +1706,85 @@ state_set(json_t *j, const char *id, const char *status, const char *batch)
     return 0;
 }
 
+/* Write client_state.json after a shipped batch: the entries of other
+ * ids as they were, then one line per shipped id written directly (ids
+ * are [A-Za-z0-9_-]: no escaping), so a 100,000-client batch costs no
+ * JSON tree. 0 or -1 (logged). */
+static int
+state_write_batch(struct combine *cb)
+{
+    struct strset done = {0}, batch = {0};
+    json_t *old = NULL, *v;
+    const char *k;
+    char *tmp = NULL, *val;
+    FILE *f = NULL;
+    size_t i, n = 0;
+    int rc = -1;
+
+    if (access(cb->cb_cfg->cc_state_file, F_OK) == 0 &&
+        (old = state_load(cb)) == NULL)
+        goto done;
+    if (asprintf(&tmp, "%s.tmp.%ld", cb->cb_cfg->cc_state_file,
+                 (long)getpid()) < 0) {
+        tmp = NULL;
+        goto done;
+    }
+    if (mkparent(tmp) < 0 || (f = fopen(tmp, "we")) == NULL)
+        goto fail_io;
+    fputs("{", f);
+    for (i = 0; i < cb->cb_n + cb->cb_rr.rr_sax.sx_n; i++)
+        if (strset_put(&batch, i < cb->cb_n
+                                   ? cb->cb_items[i].it_id
+                                   : cb->cb_rr.rr_sax.sx_ids[i - cb->cb_n],
+                       1) < 0)
+            goto done;
+    json_object_foreach(old, k, v) {
+        if (strset_get(&batch, k, NULL))
+            continue;
+        if ((val = json_dumps(v, JSON_COMPACT)) == NULL)
+            goto done;
+        fprintf(f, "%s\n  \"%s\": %s", n++ ? "," : "", k, val);
+        free(val);
+    }
+    for (i = 0; i < cb->cb_n + cb->cb_rr.rr_sax.sx_n; i++) {
+        const char *id = i < cb->cb_n
+                             ? cb->cb_items[i].it_id
+                             : cb->cb_rr.rr_sax.sx_ids[i - cb->cb_n];
+
+        if (strset_get(&done, id, NULL))
+            continue;
+        if (strset_put(&done, id, 1) < 0)
+            goto done;
+        fprintf(f, "%s\n  \"%s\": {\"status\": \"pending_import\", "
+                   "\"last_batch\": \"%s\"}",
+                n++ ? "," : "", id, cb->cb_iso);
+    }
+    fputs("\n}\n", f);
+    if (fflush(f) == EOF || ferror(f))
+        goto fail_io;
+    if (fclose(f) == EOF) {
+        f = NULL;
+        goto fail_io;
+    }
+    f = NULL;
+    if (rename(tmp, cb->cb_cfg->cc_state_file) < 0)
+        goto fail_io;
+    rc = 0;
+    goto done;
+fail_io:
+    LOGW("cannot write %s: %s", cb->cb_cfg->cc_state_file, strerror(errno));
+done:
+    if (f != NULL)
+        fclose(f);
+    if (rc < 0 && tmp != NULL)
+        unlink(tmp);
+    free(tmp);
+    json_decref(old);
+    strset_free(&done);
+    strset_free(&batch);
+    return rc;
+}
+
 /* ---- results of the previous batch ---------------------------------- */
 
 static void
@@ -2188,19 +2269,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     /* 7. record */
     if (cb->cb_store != NULL && mark_db(cb) < 0)
         goto fail_shipped;
-    {
-        json_t *st = state_load(cb);
-
-        for (i = 0; st != NULL && i < cb->cb_n; i++)
-            (void)state_set(st, cb->cb_items[i].it_id, "pending_import",
-                            cb->cb_iso);
-        for (i = 0; st != NULL && i < cb->cb_rr.rr_sax.sx_n; i++)
-            (void)state_set(st, cb->cb_rr.rr_sax.sx_ids[i], "pending_import",
-                            cb->cb_iso);
-        if (st != NULL)
-            (void)state_save(cb, st);
-        json_decref(st);
-    }
+    (void)state_write_batch(cb);
     for (i = 0; i < cb->cb_n; i++) {
         struct item *it = &cb->cb_items[i];
         char *in;

@@ -358,7 +358,7 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->ho_conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->ho_per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->ho_conn_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
         MHD_OPTION_END);

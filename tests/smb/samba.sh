@@ -1,0 +1,100 @@
+#!/bin/sh
+# samba.sh - a private smbd for the SMB tests (notes/samba-test-server.md).
+#   samba.sh start     start one; prints "DIR PORT PID USER" on stdout
+#   samba.sh stop DIR  stop the server of DIR (by its PID) and remove DIR
+# Everything lives in DIR (/tmp/smb.XXXXXX): config, state, share
+# (DIR/share), logs. 127.0.0.1 only, a free unprivileged port, user
+# smbtest (created when run as root) or the caller, password PW.
+set -eu
+
+start() {
+    PORT=""
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        p=$(( 20000 + ($$ * 7 + try * 131 + $(date +%N | sed 's/^0*//;s/^$/0/') % 9973) % 30000 ))
+        if smbclient -N -L 127.0.0.1 -p "$p" 2>&1 | grep -q CONNECTION_REFUSED; then
+            PORT=$p
+            break
+        fi
+    done
+    [ -n "$PORT" ] || { echo "no free port" >&2; exit 1; }
+    T=$(TMPDIR=/tmp mktemp -d /tmp/smb.XXXXXX)
+    if [ "$(id -u)" = 0 ]; then U=smbtest; else U=$(id -un); fi
+    mkdir -p "$T/etc" "$T/share" "$T/private" "$T/log" "$T/home"
+    cat > "$T/etc/smb.conf" <<EOC
+[global]
+   server role = standalone server
+   workgroup = WORKGROUP
+   interfaces = 127.0.0.1
+   bind interfaces only = yes
+   smb ports = $PORT
+   disable netbios = yes
+   private dir = $T/private
+   lock directory = $T/lock
+   state directory = $T/state
+   cache directory = $T/cache
+   pid directory = $T/pid
+   ncalrpc dir = $T/ncalrpc
+   winbindd socket directory = $T/winbindd
+   log file = $T/log/log.%m
+   passdb backend = tdbsam:$T/private/passdb.tdb
+   rpc start on demand helpers = no
+   load printers = no
+   printing = bsd
+   printcap name = /dev/null
+   disable spoolss = yes
+   map to guest = never
+   restrict anonymous = 2
+   map archive = no
+   usershare path =
+[share]
+   path = $T/share
+   read only = no
+   valid users = $U
+EOC
+    if [ "$U" = smbtest ]; then
+        id smbtest >/dev/null 2>&1 ||
+            useradd --system --no-create-home --shell /usr/sbin/nologin smbtest
+        chmod 755 "$T"
+        chown smbtest "$T/share"
+        printf 'PW\nPW\n' | smbpasswd -c "$T/etc/smb.conf" -s -a smbtest >/dev/null
+    else
+        printf 'PW\nPW\n' | pdbedit -s "$T/etc/smb.conf" -t -a -u "$U" >/dev/null
+    fi
+    printf 'username = %s\npassword = PW\n' "$U" > "$T/etc/auth"
+    /usr/sbin/smbd --foreground -s "$T/etc/smb.conf" --debug-stdout -d 1 \
+        > "$T/log/smbd.out" 2>&1 < /dev/null &
+    PID=$!
+    echo "$PID" > "$T/smbd.pid"
+    n=0
+    until smbclient //127.0.0.1/share -p "$PORT" -A "$T/etc/auth" -c ls >/dev/null 2>&1; do
+        n=$((n + 1))
+        if [ $n -ge 200 ] || ! kill -0 "$PID" 2>/dev/null; then
+            cat "$T/log/smbd.out" >&2
+            kill -TERM "$PID" 2>/dev/null || true
+            rm -rf "$T"
+            exit 1
+        fi
+        sleep 0.05
+    done
+    echo "$T $PORT $PID $U"
+}
+
+stop() {
+    T=$1
+    case "$T" in /tmp/smb.*) ;; *) echo "not a test server dir: $T" >&2; exit 1 ;; esac
+    if [ -f "$T/smbd.pid" ]; then
+        PID=$(cat "$T/smbd.pid")
+        kill -TERM "$PID" 2>/dev/null || true
+        n=0
+        while kill -0 "$PID" 2>/dev/null && [ $n -lt 100 ]; do
+            sleep 0.05; n=$((n + 1))
+        done
+    fi
+    rm -rf "$T"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop "${2:?DIR}" ;;
+*) echo "usage: $0 start | stop DIR" >&2; exit 2 ;;
+esac

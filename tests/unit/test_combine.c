@@ -1,0 +1,523 @@
+/*
+ * test_combine.c - unit tests of the combine module: results parsing
+ * (UTF-8, UTF-16LE/BE with BOM, CRLF, the id-prefix trap), the schedule,
+ * the per-client document check, and whole runs with SMB off (from-dir and
+ * database mode: last-wins, malformed skipped, MAX_CLIENTS_PER_RUN,
+ * dry-run, a client changed during the run).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libxml/parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "combine.h"
+#include "smb.h"
+#include "store.h"
+#include "store_int.h"
+
+/* ---- results -------------------------------------------------------- */
+
+static char *
+decode(const char *buf, size_t len)
+{
+    size_t n;
+    char *t = combine_results_decode(buf, len, &n);
+
+    assert_non_null(t);
+    assert_int_equal(strlen(t), n);
+    return t;
+}
+
+static void
+test_results_utf8(void **state)
+{
+    const char txt[] = "\xEF\xBB\xBF"
+                       "2025-01-01 Completed processing client 19998BASE11\r\n"
+                       "2025-01-01 Started processing client 9998BASE11\r\n"
+                       "2025-01-01 Completed processing client 1234BASE05.\r\n"
+                       "Completed processing client 77BASE1";
+    char *t = decode(txt, sizeof(txt) - 1);
+
+    (void)state;
+    assert_int_equal(combine_results_ok(t, strlen(t), "19998BASE11"), 1);
+    assert_int_equal(combine_results_ok(t, strlen(t), "9998BASE11"), 0);
+    assert_int_equal(combine_results_ok(t, strlen(t), "998BASE11"), 0);
+    assert_int_equal(combine_results_ok(t, strlen(t), "19998BASE1"), 0);
+    assert_int_equal(combine_results_ok(t, strlen(t), "1234BASE05"), 1);
+    assert_int_equal(combine_results_ok(t, strlen(t), "77BASE1"), 1);
+    assert_int_equal(combine_results_ok(t, strlen(t), "77BASE"), 0);
+    free(t);
+}
+
+/* s as UTF-16 with a BOM; be: big-endian. */
+static char *
+utf16(const char *s, int be, size_t *len)
+{
+    size_t n = strlen(s), i;
+    char *b = malloc(2 * n + 2);
+
+    b[0] = be ? (char)0xFE : (char)0xFF;
+    b[1] = be ? (char)0xFF : (char)0xFE;
+    for (i = 0; i < n; i++) {
+        b[2 + 2 * i + (be ? 1 : 0)] = s[i];
+        b[2 + 2 * i + (be ? 0 : 1)] = 0;
+    }
+    *len = 2 * n + 2;
+    return b;
+}
+
+static void
+test_results_utf16(void **state)
+{
+    const char *txt = "Completed processing client 9998BASE11\r\n"
+                      "Error processing client 4242BASE11\r\n";
+    int be;
+
+    (void)state;
+    for (be = 0; be < 2; be++) {
+        size_t len;
+        char *raw = utf16(txt, be, &len);
+        char *t = decode(raw, len);
+
+        assert_string_equal(t, txt);
+        assert_int_equal(combine_results_ok(t, strlen(t), "9998BASE11"), 1);
+        assert_int_equal(combine_results_ok(t, strlen(t), "4242BASE11"), 0);
+        assert_int_equal(combine_results_ok(t, strlen(t), "998BASE11"), 0);
+        free(raw);
+        free(t);
+    }
+    {
+        /* a non-ASCII name survives: U+00F8 and a surrogate pair */
+        const unsigned char le[] = {0xFF, 0xFE, 0xF8, 0x00, 0x3D, 0xD8,
+                                    0x00, 0xDE};
+        char *t = decode((const char *)le, sizeof(le));
+
+        assert_string_equal(t, "\xC3\xB8\xF0\x9F\x98\x80");
+        free(t);
+    }
+}
+
+/* ---- schedule ------------------------------------------------------- */
+
+static time_t
+utc(int y, int mo, int d, int h, int mi, int s)
+{
+    struct tm tm = {0};
+
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    return timegm(&tm);
+}
+
+static void
+test_schedule(void **state)
+{
+    (void)state;
+    setenv("TZ", "UTC", 1);
+    tzset();
+    assert_int_equal(combine_next_run(utc(2025, 1, 1, 10, 30, 0), 59),
+                     utc(2025, 1, 1, 10, 59, 0));
+    assert_int_equal(combine_next_run(utc(2025, 1, 1, 10, 58, 59), 59),
+                     utc(2025, 1, 1, 10, 59, 0));
+    assert_int_equal(combine_next_run(utc(2025, 1, 1, 10, 59, 0), 59),
+                     utc(2025, 1, 1, 11, 59, 0));
+    assert_int_equal(combine_next_run(utc(2025, 1, 1, 10, 59, 30), 59),
+                     utc(2025, 1, 1, 11, 59, 0));
+    /* across the day, the month and the year */
+    assert_int_equal(combine_next_run(utc(2025, 1, 31, 23, 59, 1), 59),
+                     utc(2025, 2, 1, 0, 59, 0));
+    assert_int_equal(combine_next_run(utc(2024, 12, 31, 23, 59, 59), 59),
+                     utc(2025, 1, 1, 0, 59, 0));
+    assert_int_equal(combine_next_run(utc(2025, 1, 1, 23, 15, 0), 0),
+                     utc(2025, 1, 2, 0, 0, 0));
+    /* a local zone with DST: Oslo, spring forward 2025-03-30 02:00 */
+    setenv("TZ", "Europe/Oslo", 1);
+    tzset();
+    assert_int_equal(combine_next_run(utc(2025, 3, 30, 0, 59, 30), 59),
+                     utc(2025, 3, 30, 1, 59, 0));
+    setenv("TZ", "UTC", 1);
+    tzset();
+}
+
+/* ---- the per-client document check ---------------------------------- */
+
+#define DOC(row) "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n" \
+                 row "</Clients>\n"
+#define ROW(id, name) "  <Row>\n    <__id>" id "</__id>\n    <Name>" name \
+                      "</Name>\n  </Row>\n"
+
+static int
+check(const char *doc, char *id)
+{
+    size_t off, len;
+
+    return combine_row_check(doc, strlen(doc), &off, &len, id, 96);
+}
+
+static void
+test_row_check(void **state)
+{
+    const char *good = DOC(ROW("9998BASE11", "a &amp; b &lt;/Row&gt;"));
+    char id[96];
+    size_t off, len;
+
+    (void)state;
+    assert_int_equal(combine_row_check(good, strlen(good), &off, &len, id,
+                                       sizeof(id)),
+                     0);
+    assert_string_equal(id, "9998BASE11");
+    assert_memory_equal(good + off, "<Row>", 5);
+    assert_memory_equal(good + off + len - 6, "</Row>", 6);
+    assert_int_equal(check(DOC("<!-- </Row> -->" ROW("1B", "x")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "x") ROW("2B", "y")), id), -1);
+    assert_int_equal(check(DOC("<Row a=\"1\"><__id>1B</__id></Row>"), id),
+                     -1);
+    assert_int_equal(check(DOC("<Row><Name>x</Name></Row>"), id), -1);
+    assert_int_equal(check(DOC("<Row><__id>1 B</__id></Row>"), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "<![CDATA[x]]>")), id), -1);
+    assert_int_equal(check("<?xml version=\"1.0\"?><!DOCTYPE C [<!ENTITY e "
+                           "\"x\">]><Clients><Row><__id>1B</__id><N>&e;</N>"
+                           "</Row></Clients>", id), -1);
+    assert_int_equal(check("<Clients xmlns=\"urn:x\"><Row><__id>1B</__id>"
+                           "</Row></Clients>", id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "\x01")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "\xE6")), id), -1);
+    assert_int_equal(check("<Clients><Row><__id>1B</__id>", id), -1);
+    assert_int_equal(check("<Clients><Row><__id>1B</__id><Row></Row></Row>"
+                           "</Clients>", id), -1);
+}
+
+/* ---- runs with SMB off ---------------------------------------------- */
+
+struct fx {
+    char dir[64];
+    struct combine_cfg cfg;
+};
+
+static void
+run_cmd(const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int
+fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    char err[256], p[256];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tcomb.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(p, sizeof(p), "%s/out", f->dir);
+    setenv("XML_DIR", p, 1);
+    snprintf(p, sizeof(p), "%s/ready", f->dir);
+    setenv("READY_DIR", p, 1);
+    snprintf(p, sizeof(p), "%s/data.db", f->dir);
+    setenv("DATA_FILE", p, 1);
+    snprintf(p, sizeof(p), "%s/combine.log", f->dir);
+    setenv("COMBINE_LOG_FILE", p, 1);
+    snprintf(p, sizeof(p), "%s/errors.log", f->dir);
+    setenv("ERROR_LOG_FILE", p, 1);
+    snprintf(p, sizeof(p), "%s/state.json", f->dir);
+    setenv("CLIENT_STATE_FILE", p, 1);
+    setenv("SMB_ENABLED", "false", 1);
+    assert_int_equal(combine_config_load(&f->cfg, NULL, err, sizeof(err)),
+                     0);
+    *state = f;
+    return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+    struct fx *f = *state;
+
+    run_cmd("rm -rf %s", f->dir);
+    combine_config_free(&f->cfg);
+    free(f);
+    return 0;
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+    FILE *fp;
+
+    run_cmd("mkdir -p $(dirname %s)", path);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *b;
+    long n;
+
+    if (fp == NULL)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    rewind(fp);
+    b = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    return b;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    while ((hay = strstr(hay, needle)) != NULL) {
+        n++;
+        hay++;
+    }
+    return n;
+}
+
+static void
+set_mtime(const char *path, time_t t)
+{
+    run_cmd("touch -d @%lld %s", (long long)t, path);
+}
+
+static void
+test_from_dir(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], q[256], bad[256], err[256], *out;
+    time_t t0 = time(NULL) - 1000;
+
+    snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
+    write_text(p, DOC(ROW("1BASE11", "old")));
+    set_mtime(p, t0);
+    snprintf(q, sizeof(q), "%s/out/B/1.xml", f->dir);
+    write_text(q, DOC(ROW("1BASE11", "new")));
+    set_mtime(q, t0 + 10);
+    snprintf(p, sizeof(p), "%s/out/A/2.xml", f->dir);
+    write_text(p, DOC(ROW("2BASE11", "two")));
+    set_mtime(p, t0 + 5);
+    snprintf(bad, sizeof(bad), "%s/out/A/3.xml", f->dir);
+    write_text(bad, "<Clients><Row><__id>3BASE11</__id></Clients>");
+
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 2);
+    assert_int_equal(st.cs_skipped, 1);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(out);
+    assert_int_equal(count(out, "<Row>"), 2);
+    assert_non_null(strstr(out, "<Name>new</Name>"));
+    assert_null(strstr(out, "<Name>old</Name>"));
+    /* two before one: oldest first, and the newest 1BASE11 */
+    assert_true(strstr(out, "2BASE11") < strstr(out, "<Name>new"));
+    free(out);
+    /* shipped files gone, the malformed one kept */
+    assert_int_equal(access(q, F_OK), -1);
+    assert_int_equal(access(bad, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/state.json", f->dir);
+    out = slurp(p);
+    assert_non_null(strstr(out, "\"1BASE11\""));
+    assert_non_null(strstr(out, "pending_import"));
+    free(out);
+
+    /* nothing new: exit 0, NOTHING */
+    assert_int_equal(combine_run(cb, &st), COMBINE_NOTHING);
+    combine_free(cb);
+}
+
+/* a client through store.h: info {"Name": name}, XML as the writer does */
+static void
+put(struct store *s, const char *key, int64_t cid, const char *port,
+    const char *name)
+{
+    json_t *info = json_pack("{s:s}", "Name", name);
+    char xml[512], id[64];
+    int created;
+
+    snprintf(id, sizeof(id), "%lld%s", (long long)cid, port);
+    snprintf(xml, sizeof(xml),
+             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n"
+             "  <Row>\n    <__id>%s</__id>\n    <Name>%s</Name>\n  </Row>\n"
+             "</Clients>\n",
+             id, name);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_put_client(s, key, cid, info, &created), STORE_OK);
+    assert_int_equal(store_set_xml(s, key, cid, xml, strlen(xml)), STORE_OK);
+    assert_int_equal(store_commit(s), 0);
+    json_decref(info);
+}
+
+static struct store *
+open_db(struct fx *f)
+{
+    char err[256];
+    struct store *s = store_open(f->cfg.cc_data_file, 0, err, sizeof(err));
+
+    assert_non_null(s);
+    return s;
+}
+
+static const char *
+state_of(struct store *s, const char *key, int64_t cid)
+{
+    static struct store_meta m;
+    struct sbuf b = {0};
+
+    assert_int_equal(store_read_client(s, key, cid, &b, &m), STORE_OK);
+    sbuf_free(&b);
+    return m.sm_state;
+}
+
+static void
+test_db_mode(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    struct store *s = open_db(f);
+    char p[256], err[256], *out;
+    int i;
+
+    for (i = 1; i <= 5; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "c%d", i);
+        put(s, "Alarm24", i, "BASE11", name);
+    }
+    /* no outbox files at all: reconcile writes them */
+    f->cfg.cc_max_clients = 3;
+
+    /* dry run: clients.xml built, nothing else changes */
+    cb = combine_new(&f->cfg, COMBINE_DRY_RUN, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 3);
+    combine_free(cb);
+    assert_string_equal(state_of(s, "Alarm24", 1), "pending");
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    assert_int_equal(access(p, F_OK), -1);  /* dry run wrote no outbox */
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    unlink(p);  /* a person carried it */
+
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 3);
+    assert_int_equal(st.cs_marked, 3);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 3), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 4), "pending");
+    /* shipped files gone, waiting ones rebuilt by reconcile */
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof(p), "%s/out/Alarm24/4.xml", f->dir);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<Row>"), 3);
+    assert_non_null(strstr(out, "<__id>1BASE11</__id>"));
+    assert_null(strstr(out, "<__id>4BASE11</__id>"));
+    free(out);
+
+    /* a client changes after the batch: pending again */
+    put(s, "Alarm24", 1, "BASE11", "c1-v2");
+    assert_string_equal(state_of(s, "Alarm24", 1), "pending");
+
+    /* second run: nobody carried clients.xml: its Rows are kept, the newer
+     * c1 wins */
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    out = slurp(p);
+    assert_int_equal(count(out, "<__id>1BASE11</__id>"), 1);
+    assert_non_null(strstr(out, "c1-v2"));
+    assert_non_null(strstr(out, "<__id>2BASE11</__id>"));
+    assert_non_null(strstr(out, "<__id>4BASE11</__id>"));
+    free(out);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 5), "shipped");
+    assert_int_equal(combine_run(cb, &st), COMBINE_NOTHING);
+    combine_free(cb);
+
+    /* status prints the counts */
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+
+        assert_int_equal(combine_status(&f->cfg, m), 0);
+        fclose(m);
+        assert_non_null(strstr(buf, "shipped  5"));
+        assert_non_null(strstr(buf, "pending  0"));
+        assert_non_null(strstr(buf, "last_result"));
+        free(buf);
+    }
+    store_close(s);
+}
+
+static void
+test_password_file(void **state)
+{
+    struct fx *f = *state;
+    char p[256], buf[64], err[256];
+
+    snprintf(p, sizeof(p), "%s/pw", f->dir);
+    write_text(p, "secret\n");
+    chmod(p, 0640);
+    assert_int_equal(smb_read_password_file(p, buf, sizeof(buf),
+                                                     err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "owner alone"));
+    assert_null(strstr(err, "secret"));
+    chmod(p, 0600);
+    assert_int_equal(smb_read_password_file(p, buf, sizeof(buf),
+                                                     err, sizeof(err)),
+                     0);
+    assert_string_equal(buf, "secret");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_results_utf8),
+        cmocka_unit_test(test_results_utf16),
+        cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_row_check),
+        cmocka_unit_test_setup_teardown(test_from_dir, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_db_mode, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_password_file, fx_setup,
+                                        fx_teardown),
+    };
+
+    xmlInitParser();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
