@@ -350,6 +350,18 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
         return NULL;
     }
     srv->hs_opts = *o;
+    /* libmicrohttpd 0.9.75 traps (notes/libmicrohttpd.md): one epoll
+     * thread stalls when 128 connections are ready at once, and the
+     * connection limit is split across the pool: keep each worker under
+     * 128 connections and the pool at two threads or more. */
+    if (srv->hs_opts.ho_threads < 2)
+        srv->hs_opts.ho_threads = 2;
+    if (srv->hs_opts.ho_conn_limit > 120 * srv->hs_opts.ho_threads) {
+        log_warnx("max connections lowered from %u to %u (120 a thread)",
+                  srv->hs_opts.ho_conn_limit, 120 * srv->hs_opts.ho_threads);
+        srv->hs_opts.ho_conn_limit = 120 * srv->hs_opts.ho_threads;
+    }
+    o = &srv->hs_opts;
     MHD_set_panic_func(on_panic, NULL);
     srv->hs_daemon = MHD_start_daemon(
         flags, (uint16_t)o->ho_port, NULL, NULL, on_request, srv,

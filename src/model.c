@@ -237,13 +237,15 @@ loc_with(json_t *loc, const char *name)
 /* ---- value conversion ------------------------------------------------ */
 
 /* Parse a decimal integer string as pydantic does in lax mode: optional
- * surrounding whitespace, optional sign, digits. 0 ok, -1 not a number,
- * -2 too large. */
+ * surrounding whitespace, optional sign, digits with single underscores
+ * between them, optionally ".0...". 0 ok, -1 not a number, -2 too large
+ * (*out then holds LLONG_MAX or LLONG_MIN: out of every field's range),
+ * -3 more than 4300 digits. */
 static int
 parse_int_str(const char *s, size_t n, long long *out)
 {
     size_t i = 0, end = n;
-    int neg = 0, digits = 0;
+    int neg = 0, digits = 0, over = 0;
     unsigned long long v = 0;
 
     while (i < end && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' ||
@@ -255,17 +257,34 @@ parse_int_str(const char *s, size_t n, long long *out)
     if (i < end && (s[i] == '+' || s[i] == '-'))
         neg = s[i++] == '-';
     for (; i < end; i++) {
+        if (s[i] == '_' && digits > 0 && i + 1 < end && s[i + 1] >= '0' &&
+            s[i + 1] <= '9')
+            continue;
+        if (s[i] == '.' && digits > 0)
+            break;
         if (s[i] < '0' || s[i] > '9')
             return -1;
         if (v > (unsigned long long)LLONG_MAX / 10)
-            return -2;
-        v = v * 10 + (unsigned)(s[i] - '0');
+            over = 1;
+        else
+            v = v * 10 + (unsigned)(s[i] - '0');
         if (v > (unsigned long long)LLONG_MAX)
-            return -2;
+            over = 1;
         digits++;
+    }
+    if (i < end) {                  /* a fraction: zeros only */
+        for (i++; i < end; i++)
+            if (s[i] != '0')
+                return -1;
     }
     if (digits == 0)
         return -1;
+    if (digits > 4300)              /* pydantic's (Python's) digit limit */
+        return -3;
+    if (over) {
+        *out = neg ? LLONG_MIN : LLONG_MAX;
+        return -2;
+    }
     *out = neg ? -(long long)v : (long long)v;
     return 0;
 }
@@ -337,7 +356,7 @@ bool_word(const char *s, size_t n, int *out)
 
 /*
  * Convert one value v of field f. Returns a new value, or NULL after
- * appending an error at loc (a new reference it consumes? no: borrowed).
+ * appending an error at loc (borrowed) to errs.
  */
 static json_t *convert(const struct mfield *f, json_t *v, json_t *loc,
                        json_t *errs, json_t *ignored, const char *path);
@@ -358,8 +377,8 @@ convert_int(const struct mfield *f, json_t *v, json_t *loc, json_t *errs)
         double d = json_real_value(v);
 
         if (d != d || d > 9.2e18 || d < -9.2e18) {
-            add_error(errs, "int_type", "Input should be a valid integer",
-                      loc);
+            add_error(errs, "int_parsing_size", "Unable to parse input as an"
+                      " integer, exceeded maximum size", loc);
             return NULL;
         }
         if (d != (double)(long long)d) {
@@ -372,13 +391,13 @@ convert_int(const struct mfield *f, json_t *v, json_t *loc, json_t *errs)
     } else if (json_is_string(v)) {
         int rc = parse_int_str(json_string_value(v), json_string_length(v),
                                &n);
-        if (rc == -2) {
-            add_error(errs, "int_parsing_size",
-                      "Unable to parse input string as an integer, exceeded"
-                      " maximum size", loc);
+        /* rc -2: too large for any field; n is past the range below. */
+        if (rc == -3) {
+            add_error(errs, "int_parsing_size", "Unable to parse input string"
+                      " as an integer, exceeded maximum size", loc);
             return NULL;
         }
-        if (rc < 0) {
+        if (rc == -1) {
             add_error(errs, "int_parsing",
                       "Input should be a valid integer, unable to parse"
                       " string as an integer", loc);
@@ -445,11 +464,18 @@ convert(const struct mfield *f, json_t *v, json_t *loc, json_t *errs,
         if (json_is_integer(v) && (json_integer_value(v) == 0 ||
                                    json_integer_value(v) == 1))
             return json_boolean(json_integer_value(v));
+        if (json_is_real(v) && (json_real_value(v) == 0.0 ||
+                                json_real_value(v) == 1.0))
+            return json_boolean(json_real_value(v) == 1.0);
         if (json_is_string(v) &&
             bool_word(json_string_value(v), json_string_length(v), &b) == 0)
             return json_boolean(b);
-        add_error(errs, "bool_parsing", "Input should be a valid boolean,"
-                  " unable to interpret input", loc);
+        if (json_is_array(v) || json_is_object(v) || json_is_real(v))
+            add_error(errs, "bool_type", "Input should be a valid boolean",
+                      loc);
+        else
+            add_error(errs, "bool_parsing", "Input should be a valid boolean,"
+                      " unable to interpret input", loc);
         return NULL;
     }
     case MT_ID: {

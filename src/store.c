@@ -247,8 +247,6 @@ store_open(const char *path, unsigned flags, char *err, size_t errlen)
     }
     if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") < 0)
         goto fail_db;
-    if (getenv("STORE_PRAGMA") && store_exec(s, getenv("STORE_PRAGMA")) < 0)
-        goto fail_db;
     if (!(flags & STORE_READONLY)) {
         if (store_exec(s, schema_sql) < 0)
             goto fail_db;

@@ -15,6 +15,7 @@
  *                     and are listed on stderr otherwise. Empty list = no
  *                     known bugs.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -358,6 +359,12 @@ test_client_get_404(void **state)
     (void)state;
     r = get_cid(&S, KEY_A, "/clients", new_cid(), 0);
     assert_string_equal(EXPECT_DETAIL(r, 404), "Client not found");
+    {
+        char ct[128];
+
+        assert_non_null(resp_header(r, "Content-Type", ct, sizeof(ct)));
+        assert_int_equal(strncmp(ct, "application/json", 16), 0);
+    }
     resp_free(r);
 }
 
@@ -1784,6 +1791,125 @@ test_outbox_rebuilt_on_get(void **state)
     xmlFreeDoc(doc);
 }
 
+/*
+ * Quick changes to one client, including DELETE and re-create: the file
+ * always ends as the last answered change left it.
+ */
+static void
+test_outbox_follows_last_change(void **state)
+{
+    long long cid = new_cid();
+    struct resp *r;
+    xmlDocPtr doc;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 20; i++) {
+        r = API("PUT", "/clients", "{\"client_id\": %lld, \"info\":"
+                " {\"Name\": \"V%d\"}}", cid, i);
+        EXPECT_STATUS(r, 201);
+        resp_free(r);
+        r = API("DELETE", "/clients", "{\"client_id\": %lld}", cid);
+        EXPECT_STATUS(r, 204);
+        resp_free(r);
+    }
+    assert_int_equal(outbox_wait_gone(&S, NAME_A, cid), 0);
+    /* Stays gone: nothing late writes it back. */
+    usleep(200 * 1000);
+    assert_int_equal(outbox_wait_gone(&S, NAME_A, cid), 0);
+    for (i = 0; i < 20; i++) {
+        r = API("PATCH", "/clients", "{\"client_id\": %lld, \"info\":"
+                " {\"Name\": \"W%d\"}}", cid, i);
+        if (i == 0) {
+            EXPECT_DETAIL(r, 404);
+            resp_free(r);
+            put_client(KEY_A, cid, "W0");
+            continue;
+        }
+        EXPECT_STATUS(r, 200);
+        resp_free(r);
+    }
+    doc = outbox_wait_xpath(&S, NAME_A, cid, "/Clients/Row/Name", "W19");
+    assert_non_null(doc);
+    xmlFreeDoc(doc);
+}
+
+/* ---- concurrency ------------------------------------------------------- */
+
+#define CW_THREADS 8
+#define CW_ZONES   25
+
+struct cw_arg {
+    struct server cw_srv;       /* a copy of S with its own curl handle */
+    long long cw_cid;
+    int cw_first;               /* first zone id */
+    int cw_ok;                  /* 201s seen */
+};
+
+/* No cmocka assertions here: they cannot cross threads. */
+static void *
+cw_main(void *p)
+{
+    struct cw_arg *a = p;
+    const char *hdr[] = {"Authorization: Bearer " KEY_A, NULL};
+    int i;
+
+    for (i = 0; i < CW_ZONES; i++) {
+        char body[128];
+        struct resp *r;
+
+        snprintf(body, sizeof(body), "{\"client_id\": %lld, \"zone_id\": %d,"
+                 " \"Zone_area\": \"T%d\"}", a->cw_cid, a->cw_first + i,
+                 a->cw_first + i);
+        r = req(&a->cw_srv, "PUT", "/clients/zones", hdr, body);
+        if (r->rs_status == 201)
+            a->cw_ok++;
+        resp_free(r);
+    }
+    return NULL;
+}
+
+/* Parallel writers on one client: every change answered 201 is kept. */
+static void
+test_concurrent_writes(void **state)
+{
+    struct cw_arg args[CW_THREADS];
+    pthread_t th[CW_THREADS];
+    long long cid = new_cid();
+    char want[16];
+    struct resp *r;
+    xmlDocPtr doc;
+    size_t i;
+
+    (void)state;
+    put_client(KEY_A, cid, "Busy");
+    for (i = 0; i < CW_THREADS; i++) {
+        args[i].cw_srv = S;
+        args[i].cw_srv.sv_curl = curl_easy_init();
+        assert_non_null(args[i].cw_srv.sv_curl);
+        args[i].cw_cid = cid;
+        args[i].cw_first = 1 + (int)i * CW_ZONES;
+        args[i].cw_ok = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, cw_main, &args[i]), 0);
+    }
+    for (i = 0; i < CW_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        curl_easy_cleanup(args[i].cw_srv.sv_curl);
+        assert_int_equal(args[i].cw_ok, CW_ZONES);
+    }
+    r = get_cid(&S, KEY_A, "/clients/zones", cid, 0);
+    EXPECT_STATUS(r, 200);
+    assert_int_equal(json_array_size(jp(r->rs_json, "zones")),
+                     CW_THREADS * CW_ZONES);
+    EXPECT_INT(r, "zones.0.Zone_No", 1);
+    EXPECT_INT(r, "zones.199.Zone_No", CW_THREADS * CW_ZONES);
+    resp_free(r);
+    snprintf(want, sizeof(want), "%d", CW_THREADS * CW_ZONES);
+    doc = outbox_wait_xpath(&S, NAME_A, cid, "count(/Clients/Row/Zone)", want);
+    assert_non_null(doc);
+    xmlFreeDoc(doc);
+}
+
 /* ---- request log (last in the group: it reads what the others left) ---- */
 
 static void
@@ -2190,6 +2316,8 @@ main(void)
         cmocka_unit_test(test_xml_content),
         cmocka_unit_test(test_unicode_roundtrip),
         cmocka_unit_test(test_outbox_rebuilt_on_get),
+        cmocka_unit_test(test_outbox_follows_last_change),
+        cmocka_unit_test(test_concurrent_writes),
         cmocka_unit_test(test_request_log),
     };
     const struct CMUnitTest lifecycle_tests[] = {

@@ -1037,19 +1037,10 @@ main(void)
         cmocka_unit_test(test_int),
         cmocka_unit_test(test_int_messages),
         cmocka_unit_test(test_bool),
-        /* BUG: model.c parse_int_str/convert_int: "99999999999999999999"
-         * gives int_parsing_size, pydantic gives less_than_equal.
-        cmocka_unit_test(test_int_big_string_is_range_error), */
-        /* BUG: model.c parse_int_str: "30.0" and "1_000" give int_parsing,
-         * pydantic 2.13 accepts them as 30 and 1000.
-        cmocka_unit_test(test_int_string_decimal_zeros), */
-        /* BUG: model.c convert_int: 1e19 gives int_type, pydantic gives
-         * int_parsing_size.
-        cmocka_unit_test(test_int_huge_float), */
-        /* BUG: model.c convert (MT_BOOL): 1.0 / 0.0 give bool_parsing,
-         * pydantic 2.13 gives true / false; 0.5, [], {} give bool_parsing,
-         * pydantic gives bool_type.
-        cmocka_unit_test(test_bool_pydantic_types), */
+        cmocka_unit_test(test_int_big_string_is_range_error),
+        cmocka_unit_test(test_int_string_decimal_zeros),
+        cmocka_unit_test(test_int_huge_float),
+        cmocka_unit_test(test_bool_pydantic_types),
         cmocka_unit_test(test_client_id),
         cmocka_unit_test(test_obj),
         cmocka_unit_test(test_table_order_and_nulls),
@@ -1066,15 +1057,5 @@ main(void)
         cmocka_unit_test(test_parse_user_no),
     };
 
-    /* The left-out tests above, to see them fail: RUN_BUG_TESTS=1. */
-    const struct CMUnitTest bugs[] = {
-        cmocka_unit_test(test_int_big_string_is_range_error),
-        cmocka_unit_test(test_int_string_decimal_zeros),
-        cmocka_unit_test(test_int_huge_float),
-        cmocka_unit_test(test_bool_pydantic_types),
-    };
-
-    if (getenv("RUN_BUG_TESTS") != NULL)
-        return cmocka_run_group_tests_name("known bugs", bugs, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,9 +4,6 @@
  * Changes are made the way the API makes them, through writer_apply_now()
  * on a writer connection, so every committed change carries its rendered
  * XML.
- *
- * writer.c belongs to the API library, which the unit tests are not linked
- * with (tests/meson.build links core_dep only), so it is compiled in here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +33,6 @@
 #include "store.h"
 #include "writer.h"
 
-#include "writer.c"     /* writer_apply_now(): see the comment above */
 
 static char tmpdir[] = "/tmp/test_outbox.XXXXXX";
 static int nfx;
