@@ -55,7 +55,7 @@ main(int argc, char **argv)
     struct http_opts ho;
     sigset_t sigs;
     char err[512];
-    size_t checked = 0, rewritten = 0;
+    size_t checked = 0, rewritten = 0, pruned = 0;
     unsigned port;
     int sig, status = 1;
 
@@ -110,6 +110,11 @@ main(int argc, char **argv)
     if (rewritten > 0)
         log_info("reconcile: %zu of %zu pending clients' files rebuilt",
                  rewritten, checked);
+    if (outbox_prune(ws, cfg.cfg_xml_dir, ks, &pruned) < 0)
+        log_warnx("reconcile: some stale outbox files could not be removed");
+    if (pruned > 0)
+        log_info("reconcile: %zu files of deleted clients or interrupted"
+                 " writes removed", pruned);
     if ((app.ap_writer = writer_start(ws, app.ap_outbox, err,
                                       sizeof(err))) == NULL) {
         log_warnx("writer: %s", err);

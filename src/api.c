@@ -219,7 +219,18 @@ body(struct http_req *rq, const struct mtable *t)
         http_reply_detail(rq, 500, "Out of memory");
         goto done;
     }
-    v = model_validate(t, c->c_body, 0, loc, errs, ign);
+    v = model_validate(t, c->c_body, rq->rq_ints_as_real ? MV_INTS_AS_REAL
+                                                         : 0,
+                       loc, errs, ign);
+    if (v != NULL && rq->rq_ints_as_real) {
+        /* The huge integer was in an ignored field, and reals may have
+         * rounded the others: refuse the body as the parser would. */
+        json_decref(v);
+        v = NULL;
+        http_reply_json_invalid(rq, rq->rq_overflow_pos,
+                                "Integer too large");
+        goto done;
+    }
     for (i = 0; i < json_array_size(ign); i++) {
         const char *name = json_string_value(json_array_get(ign, i));
         int n = snprintf(rq->rq_ignored + off, sizeof(rq->rq_ignored) - off,

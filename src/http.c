@@ -99,11 +99,22 @@ http_resume(struct http_req *rq)
     MHD_resume_connection(rq->rq_conn);
 }
 
+int
+http_reply_json_invalid(struct http_req *rq, size_t pos, const char *what)
+{
+    json_t *e = json_pack("[{s:s, s:[s,I], s:s, s:{s:s}}]", "type",
+                          "json_invalid", "loc", "body", (json_int_t)pos,
+                          "msg", "JSON decode error", "ctx", "error", what);
+
+    return reply_json(rq, 422, e ? json_pack("{s:o}", "detail", e) : NULL);
+}
+
 json_t *
 http_body_json(struct http_req *rq)
 {
     json_error_t jerr;
     json_t *v, *errs;
+    size_t pos;
 
     if (rq->rq_body.sb_len == 0) {
         errs = json_array();
@@ -114,19 +125,25 @@ http_body_json(struct http_req *rq)
     }
     v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len, JSON_ALLOW_NUL,
                    &jerr);
-    if (v == NULL) {
-        /* jansson's text may cut a UTF-8 sequence: fixed messages only. */
-        size_t pos = jerr.position > 0 ? (size_t)jerr.position - 1 : 0;
-        json_t *e = json_pack("[{s:s, s:[s,I], s:s, s:{s:s}}]", "type",
-                              "json_invalid", "loc", "body", (json_int_t)pos,
-                              "msg", "JSON decode error", "ctx", "error",
-                              json_error_code(&jerr) == json_error_invalid_utf8
-                                  ? "Invalid UTF-8"
-                                  : "Invalid JSON");
-        reply_json(rq, 422, json_pack("{s:o}", "detail", e));
-        return NULL;
+    if (v != NULL)
+        return v;
+    /* jansson points just past the bad token; FastAPI at its start. */
+    pos = jerr.position > 0 ? (size_t)jerr.position - 1 : 0;
+    if (json_error_code(&jerr) == json_error_numeric_overflow) {
+        v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len,
+                       JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+        if (v != NULL) {
+            rq->rq_ints_as_real = 1;
+            rq->rq_overflow_pos = pos;
+            return v;
+        }
     }
-    return v;
+    /* jansson's text may cut a UTF-8 sequence: fixed messages only. */
+    http_reply_json_invalid(rq, pos,
+                            json_error_code(&jerr) == json_error_invalid_utf8
+                                ? "Invalid UTF-8"
+                                : "Invalid JSON");
+    return NULL;
 }
 
 /* ---- the access handler -------------------------------------------- */

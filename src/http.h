@@ -43,6 +43,9 @@ struct http_req {
     const char *rq_url;
     struct sbuf rq_body;                /* request body, NUL-terminated */
     int rq_body_over;                   /* body exceeded HTTP_MAX_BODY */
+    int rq_ints_as_real;                /* body had an integer past int64:
+                                           parsed with ints as reals */
+    size_t rq_overflow_pos;             /* where, for a json_invalid */
     const char *rq_key_name;            /* set by the auth hook, for logs */
     char rq_client[24];                 /* client id for the log, or "" */
     unsigned rq_status;                 /* response status once set */
@@ -108,5 +111,12 @@ void http_suspend(struct http_req *rq, http_handler cont);
 void http_resume(struct http_req *rq);
 
 /* Parse the request body as JSON for a validated route. Returns a new
- * value, or NULL after setting a 422 reply (missing or malformed body). */
+ * value, or NULL after setting a 422 reply (missing or malformed body).
+ * An integer literal past int64 is no syntax error: the body is then parsed
+ * with integers as reals and rq_ints_as_real set, so the validator can name
+ * the field (model.h MV_INTS_AS_REAL). */
 json_t *http_body_json(struct http_req *rq);
+
+/* Reply 422 json_invalid at byte position pos. */
+int http_reply_json_invalid(struct http_req *rq, size_t pos,
+                            const char *what);

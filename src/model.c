@@ -365,6 +365,9 @@ static json_t *validate_obj(const struct mtable *t, json_t *in, int partial,
                             json_t *loc, json_t *errs, json_t *ignored,
                             const char *path);
 
+/* Set by model_validate for the call: MV_INTS_AS_REAL. */
+static _Thread_local int tl_ints_as_real;
+
 static json_t *
 convert_int(const struct mfield *f, json_t *v, json_t *loc, json_t *errs)
 {
@@ -373,6 +376,11 @@ convert_int(const struct mfield *f, json_t *v, json_t *loc, json_t *errs)
 
     if (json_is_integer(v)) {
         n = json_integer_value(v);
+    } else if (json_is_real(v) && tl_ints_as_real &&
+               (json_real_value(v) >= 9.2e18 ||
+                json_real_value(v) <= -9.2e18)) {
+        /* An integer literal past int64: out of every field's range. */
+        n = json_real_value(v) > 0 ? LLONG_MAX : LLONG_MIN;
     } else if (json_is_real(v)) {
         double d = json_real_value(v);
 
@@ -488,6 +496,11 @@ convert(const struct mfield *f, json_t *v, json_t *loc, json_t *errs,
             parse_id_str(json_string_value(v), json_string_length(v),
                          &id) == 0)
             return json_integer(id);
+        if (json_is_real(v) && tl_ints_as_real &&
+            json_real_value(v) >= (double)f->mf_min &&
+            json_real_value(v) <= 9007199254740992.0 &&
+            json_real_value(v) == (double)(int64_t)json_real_value(v))
+            return json_integer((json_int_t)json_real_value(v));
         add_error(errs, "client_id_format", "client_id must be a positive"
                   " integer of 1 to 16 digits, or a string of such digits",
                   loc);
@@ -589,8 +602,10 @@ model_validate(const struct mtable *t, json_t *in, unsigned flags,
         json_decref(loc);
         return NULL;
     }
+    tl_ints_as_real = (flags & MV_INTS_AS_REAL) != 0;
     out = validate_obj(t, in, (flags & MV_PARTIAL) != 0, loc, errs, ignored,
                        NULL);
+    tl_ints_as_real = 0;
     json_decref(loc);
     return out;
 }

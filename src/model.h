@@ -65,6 +65,9 @@ extern const struct mtable model_body_user_no;    /* client_id, user_no */
 
 #define MV_PARTIAL 0x1  /* PATCH: nothing required; null kept as json null
                            meaning "clear this field" */
+#define MV_INTS_AS_REAL 0x2 /* 'in' was parsed with JSON_DECODE_INT_AS_REAL
+                           (an integer overflowed int64): integral reals are
+                           integers, and those past int64 are out of range */
 
 /*
  * Validate 'in' against table t. Returns a new object (caller owns one

@@ -8,6 +8,7 @@
  */
 #include "outbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -370,4 +371,77 @@ outbox_reconcile(struct store *s, const char *xml_dir, struct outbox *ob,
     if (rewritten)
         *rewritten = c.rc_rewritten;
     return rc != 0 || c.rc_failed ? -1 : 0;
+}
+
+/* "<1-16 digits>.xml": 1 and *cid set; else 0. */
+static int
+outbox_name(const char *name, int64_t *cid)
+{
+    size_t n = strlen(name), i;
+    int64_t v = 0;
+
+    if (n < 5 || n > 20 || strcmp(name + n - 4, ".xml") != 0)
+        return 0;
+    for (i = 0; i < n - 4; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return 0;
+        v = v * 10 + (name[i] - '0');
+    }
+    *cid = v;
+    return v > 0;
+}
+
+int
+outbox_prune(struct store *s, const char *xml_dir, const struct keyset *ks,
+             size_t *removed)
+{
+    struct store_meta m;
+    struct dirent *de;
+    size_t i, count = 0;
+    int rc = 0;
+
+    for (i = 0; i < keys_count(ks); i++) {
+        const char *key = keys_get(ks, i)->k_name;
+        char *dir = NULL, *path = NULL;
+        DIR *d;
+
+        if (asprintf(&dir, "%s/%s", xml_dir, key) < 0)
+            return -1;
+        if ((d = opendir(dir)) == NULL) {
+            if (errno != ENOENT) {
+                log_warn("prune: %s", dir);
+                rc = -1;
+            }
+            free(dir);
+            continue;
+        }
+        while ((de = readdir(d)) != NULL) {
+            int64_t cid;
+            int orphan;
+
+            if (outbox_name(de->d_name, &cid))
+                orphan = store_client_meta(s, key, cid, &m) ==
+                         STORE_NOTFOUND;
+            else
+                orphan = strstr(de->d_name, ".xml.tmp.") != NULL;
+            if (!orphan)
+                continue;
+            if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+                rc = -1;
+                break;
+            }
+            if (unlink(path) < 0 && errno != ENOENT) {
+                log_warn("prune: cannot remove %s", path);
+                rc = -1;
+            } else {
+                count++;
+            }
+            free(path);
+        }
+        closedir(d);
+        free(dir);
+    }
+    if (removed != NULL)
+        *removed = count;
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keys.h"
 #include "store.h"
 
 struct outbox;
@@ -53,3 +54,14 @@ void outbox_flush(struct outbox *ob);
  */
 int outbox_reconcile(struct store *s, const char *xml_dir,
                      struct outbox *ob, size_t *checked, size_t *rewritten);
+
+/*
+ * Remove what a crash can leave in the folder of each key of ks:
+ * "<client_id>.xml" files of clients the database does not hold (a DELETE
+ * answered just before a kill -9) and temporary files of interrupted
+ * writes. Other files are left alone. Call at start-up, before the outbox
+ * thread writes. *removed (may be NULL) counts the files removed. Returns
+ * 0, or -1 when a folder could not be read or a file not removed.
+ */
+int outbox_prune(struct store *s, const char *xml_dir,
+                 const struct keyset *ks, size_t *removed);

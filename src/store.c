@@ -468,6 +468,15 @@ format_time_ms(int64_t ms, char *buf, size_t len)
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+int
+store_client_meta(struct store *s, const char *key, int64_t cid,
+                  struct store_meta *meta)
+{
+    int64_t rowid;
+
+    return client_rowid(s, key, cid, &rowid, meta, NULL);
+}
+
 /* Read transactions: one snapshot for the statements of one answer. */
 static int
 read_begin(struct store *s)

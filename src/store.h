@@ -114,6 +114,11 @@ int store_read_import(struct store *s, const char *key, const char *state,
 int store_read_user_object(struct store *s, const char *key, int64_t cid,
                            int64_t user_no, struct sbuf *out);
 
+/* Only the client's meta (version, state...): STORE_OK, STORE_NOTFOUND or
+ * STORE_ERROR. */
+int store_client_meta(struct store *s, const char *key, int64_t cid,
+                      struct store_meta *meta);
+
 /*
  * Load a client as validated jansson values for rendering: *info (object),
  * *zones and *users (arrays sorted by number). Caller decrefs all three.

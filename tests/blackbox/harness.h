@@ -63,7 +63,7 @@ void server_restart(struct server *s);
  */
 void server_destroy(struct server *s);
 
-/* A path inside the server's directory, in a static-free buffer buf. */
+/* rel inside the server's directory, into buf (len bytes); returns buf. */
 const char *server_path(const struct server *s, const char *rel, char *buf,
                         size_t len);
 

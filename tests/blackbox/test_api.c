@@ -9,11 +9,7 @@
  *   api               one server shared by independent tests, each with
  *                     its own client ids;
  *   lifecycle         a fresh server (and directory) per test: restart,
- *                     kill -9, outbox rebuild;
- *   known_server_bugs tests that fail because of a server bug that is not
- *                     fixed yet. They run only with PATRIOT_RUN_KNOWN_BUGS=1
- *                     and are listed on stderr otherwise. Empty list = no
- *                     known bugs.
+ *                     kill -9, outbox rebuild.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -1528,7 +1524,7 @@ test_key_isolation(void **state)
     assert_int_equal(outbox_wait_gone(&S, NAME_B, cid), 0);
 }
 
-/* ---- XML ------------------------------------------------------------------- */
+/* ---- XML ----------------------------------------------------------------- */
 
 static void
 test_xml_content(void **state)
@@ -2196,14 +2192,14 @@ test_kill9_after_delete(void **state)
     r = get_cid(s, KEY_A, "/clients", cid, 0);
     EXPECT_DETAIL(r, 404);
     resp_free(r);
-    /* That its outbox file is gone too: see known_server_bugs. */
+    /* That its outbox file is gone too: test_orphan_outbox_file_after_kill9. */
     server_stop(s);
 }
 
-/* ---- known server bugs --------------------------------------------------- */
+/* ---- fixed server bugs: regression tests ---------------------------------- */
 
 /*
- * BUG 1. A DELETE answered 204 removes the outbox file from the outbox
+ * Regression (was a bug). A DELETE answered 204 removes the outbox file from the outbox
  * thread, after the answer; a kill -9 in between leaves the file of a
  * deleted client, and start-up reconciles only the clients still in the
  * database, so the stale file stays for good (the combiner would ship a
@@ -2213,7 +2209,7 @@ test_kill9_after_delete(void **state)
  * not in the database) deterministically; part 2 is the real race.
  */
 static void
-bug_orphan_outbox_file_after_kill9(void **state)
+test_orphan_outbox_file_after_kill9(void **state)
 {
     struct server *s = *state;
     long long cid = new_cid(), cid2 = new_cid();
@@ -2251,14 +2247,14 @@ bug_orphan_outbox_file_after_kill9(void **state)
 }
 
 /*
- * BUG 2. An integer literal too large for 64 bits is refused as malformed
+ * Regression (was a bug). An integer literal too large for 64 bits is refused as malformed
  * JSON (loc ["body", position], type json_invalid) instead of being named
  * at its field as out of range, as FastAPI does (loc ["body", "info",
  * "SinceDays"], less_than_equal): jansson fails on it while parsing. Still
  * a 422, so clients see the right status but the wrong loc.
  */
 static void
-bug_huge_integer_named_at_field(void **state)
+test_huge_integer_named_at_field(void **state)
 {
     struct resp *r;
 
@@ -2272,18 +2268,6 @@ bug_huge_integer_named_at_field(void **state)
     EXPECT_LOC(r, "body", "client_id");
     resp_free(r);
 }
-
-/*
- * Tests that fail because of a server bug not fixed yet. They assert the
- * correct behaviour; move each to its group once the bug is fixed.
- */
-static const struct CMUnitTest known_server_bugs[] = {
-    cmocka_unit_test_setup_teardown(bug_orphan_outbox_file_after_kill9,
-                                    own_setup, own_teardown),
-    cmocka_unit_test(bug_huge_integer_named_at_field),
-};
-static const size_t n_known_server_bugs =
-    sizeof(known_server_bugs) / sizeof(known_server_bugs[0]);
 
 int
 main(void)
@@ -2319,6 +2303,7 @@ main(void)
         cmocka_unit_test(test_outbox_follows_last_change),
         cmocka_unit_test(test_concurrent_writes),
         cmocka_unit_test(test_request_log),
+        cmocka_unit_test(test_huge_integer_named_at_field),
     };
     const struct CMUnitTest lifecycle_tests[] = {
         cmocka_unit_test_setup_teardown(test_restart_clean, own_setup,
@@ -2327,6 +2312,8 @@ main(void)
                                         own_teardown),
         cmocka_unit_test_setup_teardown(test_kill9_after_delete, own_setup,
                                         own_teardown),
+        cmocka_unit_test_setup_teardown(test_orphan_outbox_file_after_kill9,
+                                        own_setup, own_teardown),
     };
     int failed = 0;
 
@@ -2336,23 +2323,6 @@ main(void)
                                           api_teardown);
     failed += cmocka_run_group_tests_name("lifecycle", lifecycle_tests, NULL,
                                           NULL);
-    if (n_known_server_bugs > 0) {
-        if (getenv("PATRIOT_RUN_KNOWN_BUGS") != NULL) {
-            failed += _cmocka_run_group_tests("known_server_bugs",
-                                              known_server_bugs,
-                                              n_known_server_bugs, api_setup,
-                                              api_teardown);
-        } else {
-            size_t i;
-
-            fprintf(stderr, "NOT RUN: %zu known-server-bug tests (set "
-                    "PATRIOT_RUN_KNOWN_BUGS=1 to run them):\n",
-                    n_known_server_bugs);
-            for (i = 0; i < n_known_server_bugs; i++)
-                fprintf(stderr, "  known_server_bugs: %s\n",
-                        known_server_bugs[i].name);
-        }
-    }
     xmlCleanupParser();
     curl_global_cleanup();
     return failed;
