@@ -79,12 +79,12 @@ main(int argc, char **argv)
                     "PanelName", "Ajax", "PanelSite", "Stue",
                     "KeypadLocation", "Inngang", "SPPage",
                     "Ekstra informasjon som kan være relevant."));
-                *w = (struct writer_job){.wj_op = WOP_CLIENT_PUT};
+                *w = (struct writer_job){.wj_op = STORE_OP_CLIENT_PUT};
             } else if (z <= 8) {
                 d = valid(&model_zone, json_pack(
                     "{s:i, s:s, s:i}", "Zone_No", (int)z, "Zone_area",
                     "Sone", "ModuleNo", 0));
-                *w = (struct writer_job){.wj_op = WOP_ZONE_PUT};
+                *w = (struct writer_job){.wj_op = STORE_OP_ZONE_PUT};
             } else {
                 d = valid(&model_user, json_pack(
                     "{s:s, s:s, s:i, s:s, s:s, s:i, s:s, s:i}", "User_Name",
@@ -92,7 +92,7 @@ main(int argc, char **argv)
                     "Email", "user@example.no", "Type", "U", "UserNo",
                     (int)(z - 8), "Instructions", "Ring først", "CallOrder",
                     (int)(z - 8)));
-                *w = (struct writer_job){.wj_op = WOP_USER_INSERT};
+                *w = (struct writer_job){.wj_op = STORE_OP_USER_INSERT};
             }
             w->wj_key = k;
             w->wj_cid = i;

@@ -280,7 +280,7 @@ job_done(struct writer_job *j)
 
 /* Hand c->c_data to the writer as op; cont answers after the commit. */
 static int
-submit(struct http_req *rq, enum writer_op op, http_handler cont)
+submit(struct http_req *rq, enum store_op op, http_handler cont)
 {
     struct app *a = rq->rq_app;
     struct ctx *c = ctx_of(rq);
@@ -366,7 +366,7 @@ client_put(struct http_req *rq)
         return 0;
     c->c_data = json_incref(json_object_get(v, "info"));
     json_decref(v);
-    return submit(rq, WOP_CLIENT_PUT, client_put_done);
+    return submit(rq, STORE_OP_CLIENT_PUT, client_put_done);
 }
 
 static int
@@ -379,14 +379,14 @@ client_patch(struct http_req *rq)
         return 0;
     c->c_data = json_incref(json_object_get(v, "info"));
     json_decref(v);
-    return submit(rq, WOP_CLIENT_PATCH, client_put_done);
+    return submit(rq, STORE_OP_CLIENT_PATCH, client_put_done);
 }
 
 static int
 deleted(struct http_req *rq)
 {
     struct ctx *c = ctx_of(rq);
-    const char *item = c->c_job.wj_op == WOP_ZONE_DELETE ? "Zone not found"
+    const char *item = c->c_job.wj_op == STORE_OP_ZONE_DELETE ? "Zone not found"
                                                         : "User not found";
 
     if (c->c_job.wj_rc != STORE_OK)
@@ -402,7 +402,7 @@ client_delete(struct http_req *rq)
     if (v == NULL)
         return 0;
     json_decref(v);
-    return submit(rq, WOP_CLIENT_DELETE, deleted);
+    return submit(rq, STORE_OP_CLIENT_DELETE, deleted);
 }
 
 /* ---- zones ---------------------------------------------------------- */
@@ -485,7 +485,7 @@ zone_put(struct http_req *rq)
     }
     c->c_data = z;
     json_decref(v);
-    return submit(rq, WOP_ZONE_PUT, zone_put_done);
+    return submit(rq, STORE_OP_ZONE_PUT, zone_put_done);
 }
 
 static int
@@ -498,7 +498,7 @@ zone_delete(struct http_req *rq)
         return 0;
     c->c_num = json_integer_value(json_object_get(v, "zone_id"));
     json_decref(v);
-    return submit(rq, WOP_ZONE_DELETE, deleted);
+    return submit(rq, STORE_OP_ZONE_DELETE, deleted);
 }
 
 /* ---- users ---------------------------------------------------------- */
@@ -619,11 +619,11 @@ user_write_done(struct http_req *rq)
         return -1;
     }
     json_decref(o);
-    return http_reply_resp(rq, c->c_job.wj_op == WOP_USER_INSERT ? 201 : 200);
+    return http_reply_resp(rq, c->c_job.wj_op == STORE_OP_USER_INSERT ? 201 : 200);
 }
 
 static int
-user_write(struct http_req *rq, enum writer_op op)
+user_write(struct http_req *rq, enum store_op op)
 {
     struct ctx *c = ctx_of(rq);
     json_t *v = body(rq, &model_body_user);
@@ -641,13 +641,13 @@ user_write(struct http_req *rq, enum writer_op op)
 static int
 user_post(struct http_req *rq)
 {
-    return user_write(rq, WOP_USER_INSERT);
+    return user_write(rq, STORE_OP_USER_INSERT);
 }
 
 static int
 user_put(struct http_req *rq)
 {
-    return user_write(rq, WOP_USER_REPLACE);
+    return user_write(rq, STORE_OP_USER_REPLACE);
 }
 
 static int
@@ -662,7 +662,7 @@ user_delete(struct http_req *rq)
     json_decref(v);
     if (c->c_num == MODEL_INSTALLER_USER_NO)
         return reply_installer(rq, NULL, "user_no");
-    return submit(rq, WOP_USER_DELETE, deleted);
+    return submit(rq, STORE_OP_USER_DELETE, deleted);
 }
 
 /* ---- import state --------------------------------------------------- */

@@ -24,30 +24,25 @@
 static const char *schema_sql =
     "CREATE TABLE IF NOT EXISTS meta("
     "  k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;"
+    /* A client is one row: zones and users are read and written with
+     * their client, never on their own, so they live in it as JSON arrays
+     * (by number). A read is one index lookup and one page. */
     "CREATE TABLE IF NOT EXISTS clients("
     "  id INTEGER PRIMARY KEY,"
     "  key_name TEXT NOT NULL,"
     "  client_id INTEGER NOT NULL,"
-    "  info TEXT NOT NULL,"
     "  version INTEGER NOT NULL,"
     "  changed_at INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN"
     "    ('pending','shipped','imported','failed')),"
     "  state_batch TEXT,"
     "  state_at INTEGER,"
+    "  info TEXT NOT NULL,"
+    "  zones TEXT NOT NULL DEFAULT '[]',"
+    "  users TEXT NOT NULL DEFAULT '[]',"
     "  UNIQUE(key_name, client_id));"
     "CREATE INDEX IF NOT EXISTS clients_state"
     "  ON clients(state, changed_at);"
-    "CREATE TABLE IF NOT EXISTS zones("
-    "  cid INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
-    "  zone_no INTEGER NOT NULL,"
-    "  data TEXT NOT NULL,"
-    "  PRIMARY KEY(cid, zone_no)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS users("
-    "  cid INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,"
-    "  user_no INTEGER NOT NULL,"
-    "  data TEXT NOT NULL,"
-    "  PRIMARY KEY(cid, user_no)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS outbox("
     "  cid INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,"
     "  version INTEGER NOT NULL,"
@@ -58,41 +53,22 @@ static const char *stmt_sql[SQL_NSTMT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
     [SQL_COMMIT] = "COMMIT",
     [SQL_ROLLBACK] = "ROLLBACK",
-    [SQL_READ_BEGIN] = "BEGIN",
     [SQL_SAVEPOINT] = "SAVEPOINT change",
     [SQL_RELEASE] = "RELEASE change",
     [SQL_ROLLBACK_TO] = "ROLLBACK TO change",
     [SQL_CLIENT_GET] =
-        "SELECT id, info, version, changed_at, state, state_batch, state_at"
+        "SELECT id, version, changed_at, state, state_batch, state_at,"
+        " info, zones, users"
         " FROM clients WHERE key_name = ?1 AND client_id = ?2",
     [SQL_CLIENT_INSERT] =
-        "INSERT INTO clients(key_name, client_id, info, version, changed_at,"
-        " state, state_at) VALUES(?1, ?2, ?3, 1, ?4, 'pending', ?4)",
-    [SQL_CLIENT_UPDATE_INFO] =
-        "UPDATE clients SET info = ?2, version = version + 1,"
-        " changed_at = ?3, state = 'pending', state_at = ?3 WHERE id = ?1",
-    [SQL_CLIENT_TOUCH] =
-        "UPDATE clients SET version = version + 1, changed_at = ?2,"
-        " state = 'pending', state_at = ?2 WHERE id = ?1",
+        "INSERT INTO clients(key_name, client_id, version, changed_at, state,"
+        " state_at, info, zones, users)"
+        " VALUES(?1, ?2, 1, ?6, 'pending', ?6, ?3, ?4, ?5)",
+    [SQL_CLIENT_UPDATE] =
+        "UPDATE clients SET info = ?2, zones = ?3, users = ?4,"
+        " version = version + 1, changed_at = ?5, state = 'pending',"
+        " state_at = ?5 WHERE id = ?1",
     [SQL_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
-    [SQL_ZONES_GET] =
-        "SELECT data FROM zones WHERE cid = ?1 ORDER BY zone_no",
-    [SQL_ZONE_PUT] =
-        "INSERT INTO zones(cid, zone_no, data) VALUES(?1, ?2, ?3)"
-        " ON CONFLICT(cid, zone_no) DO UPDATE SET data = excluded.data",
-    [SQL_ZONE_DELETE] = "DELETE FROM zones WHERE cid = ?1 AND zone_no = ?2",
-    [SQL_USERS_GET] =
-        "SELECT data FROM users WHERE cid = ?1 ORDER BY user_no",
-    [SQL_USER_GET] =
-        "SELECT data FROM users WHERE cid = ?1 AND user_no = ?2",
-    [SQL_USER_INSERT] =
-        "INSERT INTO users(cid, user_no, data) VALUES(?1, ?2, ?3)"
-        " ON CONFLICT(cid, user_no) DO NOTHING",
-    [SQL_USER_REPLACE] =
-        "UPDATE users SET data = ?3 WHERE cid = ?1 AND user_no = ?2",
-    [SQL_USER_DELETE] = "DELETE FROM users WHERE cid = ?1 AND user_no = ?2",
-    [SQL_USER_EXISTS] =
-        "SELECT 1 FROM users WHERE cid = ?1 AND user_no = ?2",
     [SQL_XML_SET] =
         "INSERT INTO outbox(cid, version, xml)"
         " SELECT id, version, ?2 FROM clients WHERE id = ?1"
@@ -371,91 +347,6 @@ reset(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* Find the row of (key, cid). STORE_OK with *rowid, or NOTFOUND/ERROR. */
-static int
-client_rowid(struct store *s, const char *key, int64_t cid, int64_t *rowid,
-             struct store_meta *meta, struct sbuf *info)
-{
-    sqlite3_stmt *st = store_stmt(s, SQL_CLIENT_GET);
-    int rc;
-
-    if (st == NULL)
-        return STORE_ERROR;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cid);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        reset(st);
-        return STORE_NOTFOUND;
-    }
-    if (rc != SQLITE_ROW) {
-        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
-        reset(st);
-        return STORE_ERROR;
-    }
-    *rowid = sqlite3_column_int64(st, 0);
-    if (info != NULL &&
-        sbuf_add(info, (const char *)sqlite3_column_text(st, 1),
-                 (size_t)sqlite3_column_bytes(st, 1)) < 0) {
-        reset(st);
-        return STORE_ERROR;
-    }
-    if (meta != NULL) {
-        const unsigned char *t;
-
-        memset(meta, 0, sizeof(*meta));
-        meta->sm_rowid = *rowid;
-        meta->sm_version = sqlite3_column_int64(st, 2);
-        meta->sm_changed_at = sqlite3_column_int64(st, 3);
-        if ((t = sqlite3_column_text(st, 4)) != NULL)
-            snprintf(meta->sm_state, sizeof(meta->sm_state), "%s", t);
-        if ((t = sqlite3_column_text(st, 5)) != NULL)
-            snprintf(meta->sm_batch, sizeof(meta->sm_batch), "%s", t);
-        meta->sm_state_at = sqlite3_column_int64(st, 6);
-    }
-    reset(st);
-    return STORE_OK;
-}
-
-/* Append "[row,row,...]" of the JSON column 0 of st (bound already). */
-static int
-append_rows(struct store *s, sqlite3_stmt *st, struct sbuf *out)
-{
-    int rc, first = 1;
-
-    if (sbuf_add(out, "[", 1) < 0)
-        goto fail;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!first && sbuf_add(out, ",", 1) < 0)
-            goto fail;
-        first = 0;
-        if (sbuf_add(out, (const char *)sqlite3_column_text(st, 0),
-                     (size_t)sqlite3_column_bytes(st, 0)) < 0)
-            goto fail;
-    }
-    if (rc != SQLITE_DONE) {
-        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
-        goto fail;
-    }
-    reset(st);
-    return sbuf_add(out, "]", 1);
-fail:
-    reset(st);
-    return -1;
-}
-
-static int
-append_list(struct store *s, enum store_stmt_id id, int64_t rowid,
-            struct sbuf *out)
-{
-    sqlite3_stmt *st = store_stmt(s, id);
-
-    if (st == NULL)
-        return -1;
-    sqlite3_bind_int64(st, 1, rowid);
-    return append_rows(s, st, out);
-}
-
 static void
 format_time_ms(int64_t ms, char *buf, size_t len)
 {
@@ -468,94 +359,135 @@ format_time_ms(int64_t ms, char *buf, size_t len)
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+/* Columns of SQL_CLIENT_GET. */
+enum { COL_ID, COL_VERSION, COL_CHANGED, COL_STATE, COL_BATCH, COL_STATE_AT,
+       COL_INFO, COL_ZONES, COL_USERS };
+
+/*
+ * Step SQL_CLIENT_GET for (key, cid). STORE_OK leaves the statement on its
+ * row (the caller reads columns, then calls reset()); NOTFOUND and ERROR
+ * leave it reset. *stp gets the statement.
+ */
+static int
+client_row(struct store *s, const char *key, int64_t cid,
+           sqlite3_stmt **stp)
+{
+    sqlite3_stmt *st = store_stmt(s, SQL_CLIENT_GET);
+    int rc;
+
+    *stp = st;
+    if (st == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cid);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return STORE_OK;
+    if (rc != SQLITE_DONE)
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+    reset(st);
+    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+}
+
+static void
+row_meta(sqlite3_stmt *st, struct store_meta *m)
+{
+    const unsigned char *t;
+
+    memset(m, 0, sizeof(*m));
+    m->sm_rowid = sqlite3_column_int64(st, COL_ID);
+    m->sm_version = sqlite3_column_int64(st, COL_VERSION);
+    m->sm_changed_at = sqlite3_column_int64(st, COL_CHANGED);
+    if ((t = sqlite3_column_text(st, COL_STATE)) != NULL)
+        snprintf(m->sm_state, sizeof(m->sm_state), "%s", t);
+    if ((t = sqlite3_column_text(st, COL_BATCH)) != NULL)
+        snprintf(m->sm_batch, sizeof(m->sm_batch), "%s", t);
+    m->sm_state_at = sqlite3_column_int64(st, COL_STATE_AT);
+}
+
+static int
+add_col(struct sbuf *out, sqlite3_stmt *st, int col)
+{
+    return sbuf_add(out, (const char *)sqlite3_column_text(st, col),
+                    (size_t)sqlite3_column_bytes(st, col));
+}
+
+static json_t *
+parse_col(sqlite3_stmt *st, int col)
+{
+    return json_loadb((const char *)sqlite3_column_text(st, col),
+                      (size_t)sqlite3_column_bytes(st, col), 0, NULL);
+}
+
 int
 store_client_meta(struct store *s, const char *key, int64_t cid,
                   struct store_meta *meta)
 {
-    int64_t rowid;
+    sqlite3_stmt *st;
+    int rc = client_row(s, key, cid, &st);
 
-    return client_rowid(s, key, cid, &rowid, meta, NULL);
-}
-
-/* Read transactions: one snapshot for the statements of one answer. */
-static int
-read_begin(struct store *s)
-{
-    return run(s, SQL_READ_BEGIN);
-}
-
-static void
-read_end(struct store *s)
-{
-    if (!sqlite3_get_autocommit(s->st_db))
-        (void)run(s, SQL_COMMIT);
+    if (rc == STORE_OK) {
+        row_meta(st, meta);
+        reset(st);
+    }
+    return rc;
 }
 
 /* ---- reads ----------------------------------------------------------- */
 
+/* {"client_id":N, then the given columns as "name":json, then "}". One
+ * statement: one consistent snapshot. */
 int
 store_read_client(struct store *s, const char *key, int64_t cid,
                   struct sbuf *out, struct store_meta *meta)
 {
     struct store_meta m;
-    struct sbuf info = {0};
+    sqlite3_stmt *st;
     char when[80];
-    int64_t rowid;
     int rc;
 
-    if (read_begin(s) < 0)
-        return STORE_ERROR;
-    rc = client_rowid(s, key, cid, &rowid, &m, &info);
-    if (rc != STORE_OK)
-        goto done;
-    rc = STORE_ERROR;
-    if (sbuf_printf(out, "{\"client_id\":%lld,\"info\":", (long long)cid) < 0 ||
-        sbuf_add(out, info.sb_buf, info.sb_len) < 0 ||
-        sbuf_addstr(out, ",\"zones\":") < 0 ||
-        append_list(s, SQL_ZONES_GET, rowid, out) < 0 ||
-        sbuf_addstr(out, ",\"users\":") < 0 ||
-        append_list(s, SQL_USERS_GET, rowid, out) < 0)
-        goto done;
+    if ((rc = client_row(s, key, cid, &st)) != STORE_OK)
+        return rc;
+    row_meta(st, &m);
     format_time_ms(m.sm_state_at ? m.sm_state_at : m.sm_changed_at, when,
                    sizeof(when));
-    /* state and batch are written by us: [a-z] and [0-9TZ_-] only. */
-    if (sbuf_printf(out, ",\"import\":{\"state\":\"%s\",\"batch\":", m.sm_state) < 0)
-        goto done;
-    if (m.sm_batch[0] != '\0'
-            ? sbuf_printf(out, "\"%s\"", m.sm_batch) < 0
-            : sbuf_addstr(out, "null") < 0)
-        goto done;
-    if (sbuf_printf(out, ",\"updated\":\"%s\"}}", when) < 0)
+    rc = STORE_ERROR;
+    /* state and batch are written by us: [a-z] and [0-9TZ] only. */
+    if (sbuf_printf(out, "{\"client_id\":%lld,\"info\":", (long long)cid) < 0 ||
+        add_col(out, st, COL_INFO) < 0 ||
+        sbuf_addstr(out, ",\"zones\":") < 0 ||
+        add_col(out, st, COL_ZONES) < 0 ||
+        sbuf_addstr(out, ",\"users\":") < 0 ||
+        add_col(out, st, COL_USERS) < 0 ||
+        sbuf_printf(out, ",\"import\":{\"state\":\"%s\",\"batch\":%s%s%s,"
+                    "\"updated\":\"%s\"}}", m.sm_state,
+                    m.sm_batch[0] ? "\"" : "", m.sm_batch[0] ? m.sm_batch
+                                                             : "null",
+                    m.sm_batch[0] ? "\"" : "", when) < 0)
         goto done;
     if (meta != NULL)
         *meta = m;
     rc = STORE_OK;
 done:
-    read_end(s);
-    sbuf_free(&info);
+    reset(st);
     return rc;
 }
 
 static int
 read_list(struct store *s, const char *key, int64_t cid, struct sbuf *out,
-          enum store_stmt_id id, const char *name)
+          int col, const char *name)
 {
-    int64_t rowid;
+    sqlite3_stmt *st;
     int rc;
 
-    if (read_begin(s) < 0)
-        return STORE_ERROR;
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc != STORE_OK)
-        goto done;
+    if ((rc = client_row(s, key, cid, &st)) != STORE_OK)
+        return rc;
     rc = STORE_ERROR;
     if (sbuf_printf(out, "{\"client_id\":%lld,\"%s\":", (long long)cid,
-                    name) < 0 ||
-        append_list(s, id, rowid, out) < 0 || sbuf_add(out, "}", 1) < 0)
-        goto done;
-    rc = STORE_OK;
-done:
-    read_end(s);
+                    name) == 0 &&
+        add_col(out, st, col) == 0 && sbuf_add(out, "}", 1) == 0)
+        rc = STORE_OK;
+    reset(st);
     return rc;
 }
 
@@ -563,14 +495,34 @@ int
 store_read_zones(struct store *s, const char *key, int64_t cid,
                  struct sbuf *out)
 {
-    return read_list(s, key, cid, out, SQL_ZONES_GET, "zones");
+    return read_list(s, key, cid, out, COL_ZONES, "zones");
 }
 
 int
 store_read_users(struct store *s, const char *key, int64_t cid,
                  struct sbuf *out)
 {
-    return read_list(s, key, cid, out, SQL_USERS_GET, "users");
+    return read_list(s, key, cid, out, COL_USERS, "users");
+}
+
+/* Index in the sorted array arr of the element whose field is no, or of
+ * where it would go; *found says which. */
+static size_t
+list_find(json_t *arr, const char *field, int64_t no, int *found)
+{
+    size_t i;
+
+    *found = 0;
+    for (i = 0; i < json_array_size(arr); i++) {
+        int64_t v = json_integer_value(
+            json_object_get(json_array_get(arr, i), field));
+
+        if (v >= no) {
+            *found = v == no;
+            break;
+        }
+    }
+    return i;
 }
 
 static int
@@ -578,39 +530,27 @@ read_user(struct store *s, const char *key, int64_t cid, int64_t user_no,
           struct sbuf *out, int wrap)
 {
     sqlite3_stmt *st;
-    int64_t rowid;
-    int rc;
+    json_t *users = NULL;
+    size_t i;
+    int rc, found;
 
-    if (read_begin(s) < 0)
-        return STORE_ERROR;
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc != STORE_OK)
-        goto done;
-    rc = STORE_ERROR;
-    if ((st = store_stmt(s, SQL_USER_GET)) == NULL)
-        goto done;
-    sqlite3_bind_int64(st, 1, rowid);
-    sqlite3_bind_int64(st, 2, user_no);
-    switch (sqlite3_step(st)) {
-    case SQLITE_ROW:
-        if ((wrap && sbuf_printf(out, "{\"client_id\":%lld,\"user\":",
-                                 (long long)cid) < 0) ||
-            sbuf_add(out, (const char *)sqlite3_column_text(st, 0),
-                     (size_t)sqlite3_column_bytes(st, 0)) < 0 ||
-            (wrap && sbuf_add(out, "}", 1) < 0))
-            break;
-        rc = STORE_OK;
-        break;
-    case SQLITE_DONE:
-        rc = STORE_NOITEM;
-        break;
-    default:
-        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
-        break;
-    }
+    if ((rc = client_row(s, key, cid, &st)) != STORE_OK)
+        return rc;
+    users = parse_col(st, COL_USERS);
     reset(st);
-done:
-    read_end(s);
+    if (users == NULL)
+        return STORE_ERROR;
+    i = list_find(users, "UserNo", user_no, &found);
+    rc = STORE_NOITEM;
+    if (found) {
+        rc = STORE_ERROR;
+        if ((!wrap || sbuf_printf(out, "{\"client_id\":%lld,\"user\":",
+                                  (long long)cid) == 0) &&
+            sbuf_add_json(out, json_array_get(users, i)) == 0 &&
+            (!wrap || sbuf_add(out, "}", 1) == 0))
+            rc = STORE_OK;
+    }
+    json_decref(users);
     return rc;
 }
 
@@ -677,268 +617,267 @@ fail:
     return STORE_ERROR;
 }
 
-/* Parse every JSON row of st into a new array. NULL on error. */
-static json_t *
-load_rows(struct store *s, enum store_stmt_id id, int64_t rowid)
+/* The client as jansson values; *rowid and *info may be NULL to skip. */
+static int
+load(struct store *s, const char *key, int64_t cid, int64_t *rowid,
+     json_t **info, json_t **zones, json_t **users)
 {
-    sqlite3_stmt *st = store_stmt(s, id);
-    json_t *arr = NULL, *v;
+    sqlite3_stmt *st;
     int rc;
 
-    if (st == NULL || (arr = json_array()) == NULL)
-        goto fail;
-    sqlite3_bind_int64(st, 1, rowid);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        v = json_loadb((const char *)sqlite3_column_text(st, 0),
-                       (size_t)sqlite3_column_bytes(st, 0), 0, NULL);
-        if (v == NULL || json_array_append_new(arr, v) < 0)
-            goto fail;
-    }
-    if (rc != SQLITE_DONE)
-        goto fail;
+    *info = *zones = *users = NULL;
+    if ((rc = client_row(s, key, cid, &st)) != STORE_OK)
+        return rc;
+    if (rowid != NULL)
+        *rowid = sqlite3_column_int64(st, COL_ID);
+    *info = parse_col(st, COL_INFO);
+    *zones = parse_col(st, COL_ZONES);
+    *users = parse_col(st, COL_USERS);
     reset(st);
-    return arr;
-fail:
-    if (st != NULL)
-        reset(st);
-    json_decref(arr);
-    return NULL;
+    if (!json_is_object(*info) || !json_is_array(*zones) ||
+        !json_is_array(*users)) {
+        log_warnx("%s: client %lld of %s does not parse", __func__,
+                  (long long)cid, key);
+        json_decref(*info);
+        json_decref(*zones);
+        json_decref(*users);
+        *info = *zones = *users = NULL;
+        return STORE_ERROR;
+    }
+    return STORE_OK;
 }
 
 int
 store_load_client(struct store *s, const char *key, int64_t cid,
                   json_t **info, json_t **zones, json_t **users)
 {
-    struct sbuf ib = {0};
-    int64_t rowid;
-    int rc;
-
-    *info = *zones = *users = NULL;
-    rc = client_rowid(s, key, cid, &rowid, NULL, &ib);
-    if (rc != STORE_OK)
-        goto done;
-    rc = STORE_ERROR;
-    if ((*info = json_loadb(ib.sb_buf, ib.sb_len, 0, NULL)) == NULL ||
-        (*zones = load_rows(s, SQL_ZONES_GET, rowid)) == NULL ||
-        (*users = load_rows(s, SQL_USERS_GET, rowid)) == NULL) {
-        log_warnx("%s: cannot load client %lld", __func__, (long long)cid);
-        json_decref(*info);
-        json_decref(*zones);
-        *info = *zones = NULL;
-        goto done;
-    }
-    rc = STORE_OK;
-done:
-    sbuf_free(&ib);
-    return rc;
+    return load(s, key, cid, NULL, info, zones, users);
 }
 
 /* ---- writes ---------------------------------------------------------- */
 
+/* Put obj into the sorted array by its field: replace (mode 0 or 1) or
+ * insert (mode 0 or 2). Returns STORE_OK, STORE_EXISTS (mode 2, present),
+ * STORE_NOITEM (mode 1, absent) or STORE_ERROR. */
 static int
-touch(struct store *s, int64_t rowid)
+list_put(json_t *arr, const char *field, json_t *obj, int mode)
 {
-    sqlite3_stmt *st = store_stmt(s, SQL_CLIENT_TOUCH);
+    int64_t no = json_integer_value(json_object_get(obj, field));
+    int found;
+    size_t i = list_find(arr, field, no, &found);
 
-    if (st == NULL)
+    if (found && mode == 2)
+        return STORE_EXISTS;
+    if (!found && mode == 1)
+        return STORE_NOITEM;
+    if (found)
+        return json_array_set(arr, i, obj) < 0 ? STORE_ERROR : STORE_OK;
+    return json_array_insert(arr, i, obj) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+static int
+list_del(json_t *arr, const char *field, int64_t no)
+{
+    int found;
+    size_t i = list_find(arr, field, no, &found);
+
+    if (!found)
+        return STORE_NOITEM;
+    return json_array_remove(arr, i) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+/* Change the loaded client in memory as op says. */
+static int
+modify(enum store_op op, json_t *data, int64_t num, json_t **info,
+       json_t *zones, json_t *users)
+{
+    json_t *merged;
+
+    switch (op) {
+    case STORE_OP_CLIENT_PUT:
+        json_decref(*info);
+        *info = json_incref(data);
+        return STORE_OK;
+    case STORE_OP_CLIENT_PATCH:
+        if ((merged = model_merge(&model_info, *info, data)) == NULL)
+            return STORE_ERROR;
+        json_decref(*info);
+        *info = merged;
+        return STORE_OK;
+    case STORE_OP_ZONE_PUT:
+        return list_put(zones, "Zone_No", data, 0);
+    case STORE_OP_ZONE_DELETE:
+        return list_del(zones, "Zone_No", num);
+    case STORE_OP_USER_INSERT:
+        return list_put(users, "UserNo", data, 2);
+    case STORE_OP_USER_REPLACE:
+        return list_put(users, "UserNo", data, 1);
+    case STORE_OP_USER_DELETE:
+        return list_del(users, "UserNo", num);
+    default:
         return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, rowid);
-    sqlite3_bind_int64(st, 2, store_now_ms());
-    return store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
+    }
+}
+
+int
+store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
+            json_t *data, int64_t num, store_render_fn render, const void *arg,
+            int *created)
+{
+    json_t *info = NULL, *zones = NULL, *users = NULL;
+    struct sbuf bi = {0}, bz = {0}, bu = {0};
+    sqlite3_stmt *st;
+    char *xml = NULL;
+    size_t xlen = 0;
+    int64_t rowid = 0, now = store_now_ms();
+    int rc, isnew = 0;
+
+    rc = load(s, key, cid, &rowid, &info, &zones, &users);
+    if (rc == STORE_NOTFOUND && op == STORE_OP_CLIENT_PUT) {
+        isnew = 1;
+        info = json_object();
+        zones = json_array();
+        users = json_array();
+        if (info == NULL || zones == NULL || users == NULL) {
+            rc = STORE_ERROR;
+            goto done;
+        }
+    } else if (rc != STORE_OK) {
+        goto done;
+    }
+    if (created != NULL)
+        *created = isnew;
+    if (op == STORE_OP_CLIENT_DELETE) {
+        if ((st = store_stmt(s, SQL_CLIENT_DELETE)) == NULL) {
+            rc = STORE_ERROR;
+            goto done;
+        }
+        sqlite3_bind_int64(st, 1, rowid);
+        rc = store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
+        goto done;
+    }
+    if ((rc = modify(op, data, num, &info, zones, users)) != STORE_OK)
+        goto done;
+    rc = STORE_ERROR;
+    if (dump_json(info, &bi) < 0 || dump_json(zones, &bz) < 0 ||
+        dump_json(users, &bu) < 0)
+        goto done;
+    if ((st = store_stmt(s, isnew ? SQL_CLIENT_INSERT
+                                  : SQL_CLIENT_UPDATE)) == NULL)
+        goto done;
+    if (isnew) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, cid);
+        sqlite3_bind_text(st, 3, bi.sb_buf, (int)bi.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, bz.sb_buf, (int)bz.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, bu.sb_buf, (int)bu.sb_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, now);
+    } else {
+        sqlite3_bind_int64(st, 1, rowid);
+        sqlite3_bind_text(st, 2, bi.sb_buf, (int)bi.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, bz.sb_buf, (int)bz.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, bu.sb_buf, (int)bu.sb_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now);
+    }
+    if (store_step_done(s, st) < 0)
+        goto done;
+    if (isnew)
+        rowid = sqlite3_last_insert_rowid(s->st_db);
+    if (render != NULL) {
+        if (render(arg, cid, info, zones, users, &xml, &xlen) < 0 ||
+            (st = store_stmt(s, SQL_XML_SET)) == NULL)
+            goto done;
+        sqlite3_bind_int64(st, 1, rowid);
+        sqlite3_bind_blob(st, 2, xml, (int)xlen, SQLITE_STATIC);
+        if (store_step_done(s, st) < 0)
+            goto done;
+    }
+    rc = STORE_OK;
+done:
+    free(xml);
+    sbuf_free(&bi);
+    sbuf_free(&bz);
+    sbuf_free(&bu);
+    json_decref(info);
+    json_decref(zones);
+    json_decref(users);
+    return rc;
 }
 
 int
 store_put_client(struct store *s, const char *key, int64_t cid, json_t *info,
                  int *created)
 {
-    struct sbuf b = {0};
-    sqlite3_stmt *st;
-    int64_t rowid;
-    int rc;
-
-    if (dump_json(info, &b) < 0)
-        return STORE_ERROR;
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc == STORE_ERROR)
-        goto done;
-    *created = rc == STORE_NOTFOUND;
-    if (*created) {
-        if ((st = store_stmt(s, SQL_CLIENT_INSERT)) == NULL)
-            goto fail;
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, cid);
-        sqlite3_bind_text(st, 3, b.sb_buf, (int)b.sb_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, store_now_ms());
-    } else {
-        if ((st = store_stmt(s, SQL_CLIENT_UPDATE_INFO)) == NULL)
-            goto fail;
-        sqlite3_bind_int64(st, 1, rowid);
-        sqlite3_bind_text(st, 2, b.sb_buf, (int)b.sb_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, store_now_ms());
-    }
-    rc = store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
-    goto done;
-fail:
-    rc = STORE_ERROR;
-done:
-    sbuf_free(&b);
-    return rc;
+    return store_apply(s, key, cid, STORE_OP_CLIENT_PUT, info, 0, NULL, NULL,
+                       created);
 }
 
 int
 store_patch_client(struct store *s, const char *key, int64_t cid,
                    json_t *patch)
 {
-    struct sbuf ib = {0}, b = {0};
-    json_t *old = NULL, *merged = NULL;
-    sqlite3_stmt *st;
-    int64_t rowid;
-    int rc;
-
-    rc = client_rowid(s, key, cid, &rowid, NULL, &ib);
-    if (rc != STORE_OK)
-        goto done;
-    rc = STORE_ERROR;
-    if ((old = json_loadb(ib.sb_buf, ib.sb_len, 0, NULL)) == NULL ||
-        (merged = model_merge(&model_info, old, patch)) == NULL ||
-        dump_json(merged, &b) < 0)
-        goto done;
-    if ((st = store_stmt(s, SQL_CLIENT_UPDATE_INFO)) == NULL)
-        goto done;
-    sqlite3_bind_int64(st, 1, rowid);
-    sqlite3_bind_text(st, 2, b.sb_buf, (int)b.sb_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, store_now_ms());
-    if (store_step_done(s, st) < 0)
-        goto done;
-    rc = STORE_OK;
-done:
-    json_decref(old);
-    json_decref(merged);
-    sbuf_free(&ib);
-    sbuf_free(&b);
-    return rc;
+    return store_apply(s, key, cid, STORE_OP_CLIENT_PATCH, patch, 0, NULL,
+                       NULL, NULL);
 }
 
 int
 store_delete_client(struct store *s, const char *key, int64_t cid)
 {
-    sqlite3_stmt *st;
-    int64_t rowid;
-    int rc;
-
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc != STORE_OK)
-        return rc;
-    if ((st = store_stmt(s, SQL_CLIENT_DELETE)) == NULL)
-        return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, rowid);
-    return store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
-}
-
-/* Bind (rowid, number, json) to st and run it; *changed = rows changed. */
-static int
-write_row(struct store *s, enum store_stmt_id id, int64_t rowid,
-          int64_t number, json_t *data, int *changed)
-{
-    struct sbuf b = {0};
-    sqlite3_stmt *st;
-    int rc = STORE_ERROR;
-
-    if ((st = store_stmt(s, id)) == NULL)
-        return STORE_ERROR;
-    if (data != NULL && dump_json(data, &b) < 0)
-        return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, rowid);
-    sqlite3_bind_int64(st, 2, number);
-    if (data != NULL)
-        sqlite3_bind_text(st, 3, b.sb_buf, (int)b.sb_len, SQLITE_STATIC);
-    if (store_step_done(s, st) == 0) {
-        *changed = sqlite3_changes(s->st_db);
-        rc = STORE_OK;
-    }
-    sbuf_free(&b);
-    return rc;
-}
-
-/* The client row, a row change on it, then touch it when something
- * changed. missing = what to answer when the statement changed nothing. */
-static int
-change_child(struct store *s, const char *key, int64_t cid,
-             enum store_stmt_id id, int64_t number, json_t *data,
-             int missing)
-{
-    int64_t rowid;
-    int rc, changed = 0;
-
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc != STORE_OK)
-        return rc;
-    rc = write_row(s, id, rowid, number, data, &changed);
-    if (rc != STORE_OK)
-        return rc;
-    if (changed == 0)
-        return missing;
-    return touch(s, rowid);
-}
-
-static int64_t
-number_of(json_t *obj, const char *name)
-{
-    return (int64_t)json_integer_value(json_object_get(obj, name));
+    return store_apply(s, key, cid, STORE_OP_CLIENT_DELETE, NULL, 0, NULL,
+                       NULL, NULL);
 }
 
 int
 store_put_zone(struct store *s, const char *key, int64_t cid, json_t *zone)
 {
-    return change_child(s, key, cid, SQL_ZONE_PUT, number_of(zone, "Zone_No"),
-                        zone, STORE_OK);
+    return store_apply(s, key, cid, STORE_OP_ZONE_PUT, zone, 0, NULL, NULL,
+                       NULL);
 }
 
 int
 store_delete_zone(struct store *s, const char *key, int64_t cid,
                   int64_t zone_no)
 {
-    return change_child(s, key, cid, SQL_ZONE_DELETE, zone_no, NULL,
-                        STORE_NOITEM);
+    return store_apply(s, key, cid, STORE_OP_ZONE_DELETE, NULL, zone_no, NULL,
+                       NULL, NULL);
 }
 
 int
 store_insert_user(struct store *s, const char *key, int64_t cid, json_t *user)
 {
-    return change_child(s, key, cid, SQL_USER_INSERT,
-                        number_of(user, "UserNo"), user, STORE_EXISTS);
+    return store_apply(s, key, cid, STORE_OP_USER_INSERT, user, 0, NULL, NULL,
+                       NULL);
 }
 
 int
 store_replace_user(struct store *s, const char *key, int64_t cid,
                    json_t *user)
 {
-    return change_child(s, key, cid, SQL_USER_REPLACE,
-                        number_of(user, "UserNo"), user, STORE_NOITEM);
+    return store_apply(s, key, cid, STORE_OP_USER_REPLACE, user, 0, NULL,
+                       NULL, NULL);
 }
 
 int
 store_delete_user(struct store *s, const char *key, int64_t cid,
                   int64_t user_no)
 {
-    return change_child(s, key, cid, SQL_USER_DELETE, user_no, NULL,
-                        STORE_NOITEM);
+    return store_apply(s, key, cid, STORE_OP_USER_DELETE, NULL, user_no, NULL,
+                       NULL, NULL);
 }
 
 int
 store_set_xml(struct store *s, const char *key, int64_t cid, const char *xml,
               size_t len)
 {
+    struct store_meta m;
     sqlite3_stmt *st;
-    int64_t rowid;
     int rc;
 
-    rc = client_rowid(s, key, cid, &rowid, NULL, NULL);
-    if (rc != STORE_OK)
+    if ((rc = store_client_meta(s, key, cid, &m)) != STORE_OK)
         return rc;
     if ((st = store_stmt(s, SQL_XML_SET)) == NULL)
         return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, rowid);
+    sqlite3_bind_int64(st, 1, m.sm_rowid);
     sqlite3_bind_blob(st, 2, xml, (int)len, SQLITE_STATIC);
     return store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
 }

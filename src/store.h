@@ -8,10 +8,9 @@
  * committed transaction is on disk.
  *
  * Schema (see store.c for the exact SQL):
- *   clients(id, key_name, client_id, info JSON, version, changed_at,
- *           state, state_batch, state_at)   UNIQUE(key_name, client_id)
- *   zones(cid, zone_no, data JSON)           PRIMARY KEY(cid, zone_no)
- *   users(cid, user_no, data JSON)           PRIMARY KEY(cid, user_no)
+ *   clients(id, key_name, client_id, version, changed_at, state,
+ *           state_batch, state_at, info JSON, zones JSON array by Zone_No,
+ *           users JSON array by UserNo)      UNIQUE(key_name, client_id)
  *   outbox(cid, version, xml)                the client's Patriot XML at
  *                                            clients.version
  *   meta(k, v)                               schema version, combine status
@@ -100,6 +99,7 @@ int store_read_users(struct store *s, const char *key, int64_t cid,
                      struct sbuf *out);
 int store_read_user(struct store *s, const char *key, int64_t cid,
                     int64_t user_no, struct sbuf *out);
+/* (store_read_user: STORE_NOITEM when the client exists, the user not.) */
 
 /*
  * The key's clients with their import state, by client id:
@@ -126,8 +126,39 @@ int store_client_meta(struct store *s, const char *key, int64_t cid,
 int store_load_client(struct store *s, const char *key, int64_t cid,
                       json_t **info, json_t **zones, json_t **users);
 
+/* The changes a client can get. */
+enum store_op {
+    STORE_OP_CLIENT_PUT,        /* data: validated info; creates */
+    STORE_OP_CLIENT_PATCH,      /* data: validated partial info */
+    STORE_OP_CLIENT_DELETE,
+    STORE_OP_ZONE_PUT,          /* data: validated zone */
+    STORE_OP_ZONE_DELETE,       /* num: zone number */
+    STORE_OP_USER_INSERT,       /* data: validated user; EXISTS if there */
+    STORE_OP_USER_REPLACE,      /* data: validated user; NOITEM if not */
+    STORE_OP_USER_DELETE,       /* num: user number */
+};
+
+/* Render a changed client (all borrowed) to *xml (malloc'ed, caller of
+ * the callback frees) of *len bytes. 0 or -1. */
+typedef int (*store_render_fn)(const void *arg, int64_t cid, json_t *info,
+                               json_t *zones, json_t *users, char **xml,
+                               size_t *len);
+
 /*
- * Writes: call between store_begin and store_commit. Each marks the client
+ * Apply one change to (key, cid): load the client, change it, write it back
+ * (version+1, changed_at, state pending) and, when render is not NULL,
+ * store its rendered XML in the same transaction. Call between store_begin
+ * and store_commit. data is borrowed. *created (may be NULL) says whether
+ * STORE_OP_CLIENT_PUT made a new client. Returns STORE_OK, STORE_NOTFOUND
+ * (no such client), STORE_NOITEM, STORE_EXISTS or STORE_ERROR.
+ */
+int store_apply(struct store *s, const char *key, int64_t cid,
+                enum store_op op, json_t *data, int64_t num,
+                store_render_fn render, const void *arg, int *created);
+
+/*
+ * Writes without XML, one op each (store_apply with render NULL): call
+ * between store_begin and store_commit. Each marks the client
  * changed (version+1, changed_at, state pending) except delete_client.
  * json arguments are validated objects (borrowed).
  */

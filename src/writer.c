@@ -25,67 +25,19 @@ struct writer {
     uint64_t w_changes, w_commits;
 };
 
-/* Render the client's XML into the transaction. */
 static int
-render(struct store *s, const struct key *k, int64_t cid)
+render(const void *arg, int64_t cid, json_t *info, json_t *zones, json_t *users,
+       char **xml, size_t *len)
 {
-    json_t *info = NULL, *zones = NULL, *users = NULL;
-    char *xml = NULL;
-    size_t len = 0;
-    int rc;
-
-    rc = store_load_client(s, k->k_name, cid, &info, &zones, &users);
-    if (rc != STORE_OK)
-        return rc;
-    rc = STORE_ERROR;
-    if (pxml_render_client(k, cid, info, zones, users, &xml, &len) < 0)
-        goto done;
-    rc = store_set_xml(s, k->k_name, cid, xml, len);
-done:
-    free(xml);
-    json_decref(info);
-    json_decref(zones);
-    json_decref(users);
-    return rc;
+    return pxml_render_client(arg, cid, info, zones, users, xml, len);
 }
 
-/* Apply one job inside the open transaction. */
+/* Apply one job inside the open transaction, its XML rendered with it. */
 static int
 apply(struct store *s, struct writer_job *j)
 {
-    const char *key = j->wj_key->k_name;
-    int rc;
-
-    switch (j->wj_op) {
-    case WOP_CLIENT_PUT:
-        rc = store_put_client(s, key, j->wj_cid, j->wj_data, &j->wj_created);
-        break;
-    case WOP_CLIENT_PATCH:
-        rc = store_patch_client(s, key, j->wj_cid, j->wj_data);
-        break;
-    case WOP_CLIENT_DELETE:
-        return store_delete_client(s, key, j->wj_cid);
-    case WOP_ZONE_PUT:
-        rc = store_put_zone(s, key, j->wj_cid, j->wj_data);
-        break;
-    case WOP_ZONE_DELETE:
-        rc = store_delete_zone(s, key, j->wj_cid, j->wj_num);
-        break;
-    case WOP_USER_INSERT:
-        rc = store_insert_user(s, key, j->wj_cid, j->wj_data);
-        break;
-    case WOP_USER_REPLACE:
-        rc = store_replace_user(s, key, j->wj_cid, j->wj_data);
-        break;
-    case WOP_USER_DELETE:
-        rc = store_delete_user(s, key, j->wj_cid, j->wj_num);
-        break;
-    default:
-        return STORE_ERROR;
-    }
-    if (rc != STORE_OK)
-        return rc;
-    return render(s, j->wj_key, j->wj_cid);
+    return store_apply(s, j->wj_key->k_name, j->wj_cid, j->wj_op, j->wj_data,
+                       j->wj_num, render, j->wj_key, &j->wj_created);
 }
 
 /* One transaction for n jobs. Sets every wj_rc. Returns the number of

@@ -17,19 +17,8 @@
 #include "outbox.h"
 #include "store.h"
 
-enum writer_op {
-    WOP_CLIENT_PUT,         /* wj_data: validated info */
-    WOP_CLIENT_PATCH,       /* wj_data: validated partial info */
-    WOP_CLIENT_DELETE,
-    WOP_ZONE_PUT,           /* wj_data: validated zone */
-    WOP_ZONE_DELETE,        /* wj_num: zone number */
-    WOP_USER_INSERT,        /* wj_data: validated user */
-    WOP_USER_REPLACE,       /* wj_data: validated user */
-    WOP_USER_DELETE,        /* wj_num: user number */
-};
-
 struct writer_job {
-    enum writer_op wj_op;
+    enum store_op wj_op;            /* store.h; data and num as there */
     const struct key *wj_key;       /* borrowed: the caller keeps the
                                        keyset alive until completion */
     int64_t wj_cid;
@@ -37,7 +26,7 @@ struct writer_job {
     json_t *wj_data;                /* borrowed */
     /* Results, valid in wj_done: */
     int wj_rc;                      /* enum store_rc */
-    int wj_created;                 /* WOP_CLIENT_PUT made a new client */
+    int wj_created;                 /* STORE_OP_CLIENT_PUT made a new client */
     /* Called once, from the writer thread, after the commit (or its
      * failure); must not block. */
     void (*wj_done)(struct writer_job *job);

@@ -137,7 +137,7 @@ valid(const struct mtable *t, const char *text, unsigned flags)
 
 /* One change through the writer's synchronous path. */
 static int
-do_job(struct fx *f, const struct key *k, enum writer_op op, int64_t cid,
+do_job(struct fx *f, const struct key *k, enum store_op op, int64_t cid,
       const struct mtable *t, const char *json, int64_t num)
 {
     struct writer_job j;
@@ -148,7 +148,7 @@ do_job(struct fx *f, const struct key *k, enum writer_op op, int64_t cid,
     j.wj_key = k;
     j.wj_cid = cid;
     j.wj_num = num;
-    j.wj_data = json ? valid(t, json, op == WOP_CLIENT_PATCH ? MV_PARTIAL
+    j.wj_data = json ? valid(t, json, op == STORE_OP_CLIENT_PATCH ? MV_PARTIAL
                                                              : 0) : NULL;
     rc = writer_apply_now(f->w, &j);
     assert_int_equal(j.wj_rc, rc);
@@ -159,7 +159,7 @@ do_job(struct fx *f, const struct key *k, enum writer_op op, int64_t cid,
 static void
 put_client(struct fx *f, const struct key *k, int64_t cid, const char *info)
 {
-    assert_int_equal(do_job(f, k, WOP_CLIENT_PUT, cid, &model_info, info, 0),
+    assert_int_equal(do_job(f, k, STORE_OP_CLIENT_PUT, cid, &model_info, info, 0),
                      STORE_OK);
 }
 
@@ -324,13 +324,13 @@ test_writer_renders(void **state)
     assert_non_null(strstr(xml, "<Name>Ola</Name>"));
     free(xml);
     /* A refused change (no such zone) changes nothing. */
-    assert_int_equal(do_job(f, f->k, WOP_ZONE_DELETE, 9998, NULL, NULL, 5),
+    assert_int_equal(do_job(f, f->k, STORE_OP_ZONE_DELETE, 9998, NULL, NULL, 5),
                      STORE_NOITEM);
     assert_int_equal(store_get_xml(f->w, "Alarm24", 9998, &xml, &len,
                                    &version), STORE_OK);
     assert_int_equal(version, 1);
     free(xml);
-    assert_int_equal(do_job(f, f->k, WOP_ZONE_PUT, 9998, &model_zone,
+    assert_int_equal(do_job(f, f->k, STORE_OP_ZONE_PUT, 9998, &model_zone,
                            "{\"Zone_No\":2}", 0), STORE_OK);
     assert_int_equal(store_get_xml(f->w, "Alarm24", 9998, &xml, &len,
                                    &version), STORE_OK);
@@ -474,7 +474,7 @@ test_reconcile_records_versions(void **state)
 
     put_client(f, f->k, 1, "{\"Name\":\"one\"}");
     put_client(f, f->k, 2, "{\"Name\":\"two\"}");
-    assert_int_equal(do_job(f, f->k, WOP_ZONE_PUT, 2, &model_zone,
+    assert_int_equal(do_job(f, f->k, STORE_OP_ZONE_PUT, 2, &model_zone,
                             "{\"Zone_No\":1}", 0), STORE_OK);
     /* 1 already on disk and equal, 2 missing. */
     assert_int_equal(outbox_reconcile(f->w, f->xml_dir, NULL, NULL, NULL),
@@ -546,7 +546,7 @@ test_mark_writes_and_removes(void **state)
     assert_file_has(f, f->k, 9998, "<Name>first</Name>");
 
     /* A change, marked: the file follows. */
-    assert_int_equal(do_job(f, f->k, WOP_USER_INSERT, 9998, &model_user,
+    assert_int_equal(do_job(f, f->k, STORE_OP_USER_INSERT, 9998, &model_user,
                            "{\"User_Name\":\"Kari\",\"UserNo\":4}", 0),
                      STORE_OK);
     assert_int_equal(outbox_mark(ob, "Alarm24", 9998), 0);
@@ -562,7 +562,7 @@ test_mark_writes_and_removes(void **state)
     assert_file_has(f, f->k, 9998, "<Name>first</Name>");
 
     /* Deleted, marked: the file goes; the other key's stays. */
-    assert_int_equal(do_job(f, f->k, WOP_CLIENT_DELETE, 9998, NULL, NULL, 0),
+    assert_int_equal(do_job(f, f->k, STORE_OP_CLIENT_DELETE, 9998, NULL, NULL, 0),
                      STORE_OK);
     assert_true(exists(p));
     assert_int_equal(outbox_mark(ob, "Alarm24", 9998), 0);
@@ -598,7 +598,7 @@ test_marks_coalesce(void **state)
     put_client(f, f->k, 77, "{\"Name\":\"v0\"}");
     for (i = 1; i <= 50; i++) {
         snprintf(name, sizeof name, "{\"Name\":\"v%d\"}", i);
-        assert_int_equal(do_job(f, f->k, WOP_CLIENT_PATCH, 77, &model_info,
+        assert_int_equal(do_job(f, f->k, STORE_OP_CLIENT_PATCH, 77, &model_info,
                                name, 0), STORE_OK);
         assert_int_equal(outbox_mark(ob, "Alarm24", 77), 0);
         assert_int_equal(outbox_mark(ob, "Alarm24", 77), 0);
@@ -697,7 +697,7 @@ test_check_requeues(void **state)
 
     /* A version this process has not written (changed by another writer
      * without a mark): re-queued. */
-    assert_int_equal(do_job(f, f->k, WOP_ZONE_PUT, 5, &model_zone,
+    assert_int_equal(do_job(f, f->k, STORE_OP_ZONE_PUT, 5, &model_zone,
                            "{\"Zone_No\":8}", 0), STORE_OK);
     outbox_check(ob, "Alarm24", 5, 2);
     outbox_flush(ob);
