@@ -163,6 +163,13 @@ main(int argc, char **argv)
     status = 0;
     http_stop(srv, 5000);
 out_writer:
+    if (app.ap_writer != NULL) {
+        uint64_t changes, commits;
+
+        writer_stats(app.ap_writer, &changes, &commits);
+        log_info("writer: %llu changes in %llu transactions",
+                 (unsigned long long)changes, (unsigned long long)commits);
+    }
     writer_stop(app.ap_writer);
 out_outbox:
     outbox_stop(app.ap_outbox);

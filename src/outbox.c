@@ -20,11 +20,16 @@
 #include "log.h"
 #include "patriot_xml.h"
 
+#define OB_XML_MAX (8u << 20)      /* bytes of XML held for the thread */
+
 struct ob_entry {
     struct ob_entry *oe_hnext;      /* hash chain */
     struct ob_entry *oe_qnext;      /* FIFO, when queued */
     int64_t oe_cid;
     int64_t oe_written;             /* version in the file; 0 unknown */
+    char *oe_xml;                   /* XML handed over with the mark, */
+    size_t oe_xml_len;              /* or NULL: read it from the store */
+    int64_t oe_xml_version;
     int oe_queued;
     char oe_key[];                  /* key_name */
 };
@@ -40,6 +45,7 @@ struct outbox {
     size_t ob_tabsize, ob_count;
     struct ob_entry *ob_head, *ob_tail;
     size_t ob_queued;
+    size_t ob_xml_bytes;            /* held in oe_xml, at most OB_XML_MAX */
     int ob_busy;                    /* the thread is writing one */
     int ob_stop;
 };
@@ -116,14 +122,49 @@ enqueue(struct outbox *ob, struct ob_entry *e)
     pthread_cond_signal(&ob->ob_cv);
 }
 
+/* Under ob_mu. */
+static void
+drop_xml(struct outbox *ob, struct ob_entry *e)
+{
+    if (e->oe_xml != NULL) {
+        ob->ob_xml_bytes -= e->oe_xml_len;
+        free(e->oe_xml);
+        e->oe_xml = NULL;
+    }
+}
+
+void
+outbox_put(struct outbox *ob, const char *key_name, int64_t cid,
+           int64_t version, char *xml, size_t len)
+{
+    struct ob_entry *e;
+
+    pthread_mutex_lock(&ob->ob_mu);
+    if ((e = lookup(ob, key_name, cid, 1)) != NULL) {
+        drop_xml(ob, e);
+        if (ob->ob_xml_bytes + len <= OB_XML_MAX) {
+            e->oe_xml = xml;
+            e->oe_xml_len = len;
+            e->oe_xml_version = version;
+            ob->ob_xml_bytes += len;
+            xml = NULL;
+        }
+        enqueue(ob, e);
+    }
+    pthread_mutex_unlock(&ob->ob_mu);
+    free(xml);
+}
+
 int
 outbox_mark(struct outbox *ob, const char *key_name, int64_t cid)
 {
     struct ob_entry *e;
 
     pthread_mutex_lock(&ob->ob_mu);
-    if ((e = lookup(ob, key_name, cid, 1)) != NULL)
+    if ((e = lookup(ob, key_name, cid, 1)) != NULL) {
+        drop_xml(ob, e);        /* read the newest from the store */
         enqueue(ob, e);
+    }
     pthread_mutex_unlock(&ob->ob_mu);
     return e ? 0 : -1;
 }
@@ -174,33 +215,37 @@ outbox_flush(struct outbox *ob)
     pthread_mutex_unlock(&ob->ob_mu);
 }
 
-/* Write or remove one client's file. Returns the version written (0 for a
- * removal), -1 on failure. */
+/* Write or remove one client's file: with the XML handed over (xml not
+ * NULL, at version), else as the store has it now. Returns the version
+ * written (0 for a removal), -1 on failure. */
 static int64_t
-sync_one(struct outbox *ob, const char *key, int64_t cid)
+sync_one(struct outbox *ob, const char *key, int64_t cid, char *xml,
+         size_t len, int64_t version)
 {
-    char *path = NULL, *xml = NULL;
-    size_t len = 0;
-    int64_t version = -1;
+    char *path = NULL, *dbxml = NULL;
     int rc;
 
     if ((path = pxml_outbox_path(ob->ob_dir, key, cid)) == NULL)
-        goto done;
-    rc = store_get_xml(ob->ob_store, key, cid, &xml, &len, &version);
-    if (rc == STORE_NOTFOUND) {
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_warn("outbox: cannot remove %s", path);
-        version = 0;
-    } else if (rc == STORE_OK) {
-        if (pxml_write_file(path, xml, len, 0) < 0) {
-            log_warn("outbox: cannot write %s", path);
-            version = -1;
+        return -1;
+    if (xml == NULL) {
+        rc = store_get_xml(ob->ob_store, key, cid, &dbxml, &len, &version);
+        if (rc == STORE_NOTFOUND) {
+            if (unlink(path) < 0 && errno != ENOENT)
+                log_warn("outbox: cannot remove %s", path);
+            free(path);
+            return 0;
         }
-    } else {
+        if (rc != STORE_OK) {
+            free(path);
+            return -1;
+        }
+        xml = dbxml;
+    }
+    if (pxml_write_file(path, xml, len, 0) < 0) {
+        log_warn("outbox: cannot write %s", path);
         version = -1;
     }
-done:
-    free(xml);
+    free(dbxml);
     free(path);
     return version;
 }
@@ -210,8 +255,9 @@ run(void *arg)
 {
     struct outbox *ob = arg;
     struct ob_entry *e;
-    char key[128];
-    int64_t cid, v;
+    char key[128], *xml;
+    size_t xlen;
+    int64_t cid, v, xver;
 
     pthread_mutex_lock(&ob->ob_mu);
     for (;;) {
@@ -233,9 +279,15 @@ run(void *arg)
         ob->ob_busy = 1;
         snprintf(key, sizeof(key), "%s", e->oe_key);
         cid = e->oe_cid;
+        xml = e->oe_xml;            /* taken: a newer change replaces it */
+        xlen = e->oe_xml_len;
+        xver = e->oe_xml_version;
+        e->oe_xml = NULL;
+        ob->ob_xml_bytes -= xml ? xlen : 0;
         pthread_mutex_unlock(&ob->ob_mu);
 
-        v = sync_one(ob, key, cid);
+        v = sync_one(ob, key, cid, xml, xlen, xver);
+        free(xml);
 
         pthread_mutex_lock(&ob->ob_mu);
         ob->ob_busy = 0;
@@ -306,6 +358,7 @@ outbox_stop(struct outbox *ob)
     for (i = 0; i < ob->ob_tabsize; i++) {
         for (e = ob->ob_tab[i]; e != NULL; e = next) {
             next = e->oe_hnext;
+            free(e->oe_xml);
             free(e);
         }
     }

@@ -33,6 +33,15 @@ void outbox_stop(struct outbox *ob);
 int outbox_mark(struct outbox *ob, const char *key_name, int64_t cid);
 
 /*
+ * Queue the client's file with its XML at version (xml malloc'ed, taken:
+ * freed by the outbox, also on failure), so that the thread need not read
+ * it back from the database. Past a memory bound the XML is dropped and
+ * read back instead. Any thread.
+ */
+void outbox_put(struct outbox *ob, const char *key_name, int64_t cid,
+                int64_t version, char *xml, size_t len);
+
+/*
  * On a read of a client at version: queue its file if this process has not
  * written that version, or the file is gone. Cheap: a lookup and a stat.
  */

@@ -617,10 +617,10 @@ fail:
     return STORE_ERROR;
 }
 
-/* The client as jansson values; *rowid and *info may be NULL to skip. */
+/* The client as jansson values; rowid and version may be NULL. */
 static int
 load(struct store *s, const char *key, int64_t cid, int64_t *rowid,
-     json_t **info, json_t **zones, json_t **users)
+     int64_t *version, json_t **info, json_t **zones, json_t **users)
 {
     sqlite3_stmt *st;
     int rc;
@@ -630,6 +630,8 @@ load(struct store *s, const char *key, int64_t cid, int64_t *rowid,
         return rc;
     if (rowid != NULL)
         *rowid = sqlite3_column_int64(st, COL_ID);
+    if (version != NULL)
+        *version = sqlite3_column_int64(st, COL_VERSION);
     *info = parse_col(st, COL_INFO);
     *zones = parse_col(st, COL_ZONES);
     *users = parse_col(st, COL_USERS);
@@ -651,7 +653,7 @@ int
 store_load_client(struct store *s, const char *key, int64_t cid,
                   json_t **info, json_t **zones, json_t **users)
 {
-    return load(s, key, cid, NULL, info, zones, users);
+    return load(s, key, cid, NULL, NULL, info, zones, users);
 }
 
 /* ---- writes ---------------------------------------------------------- */
@@ -721,7 +723,7 @@ modify(enum store_op op, json_t *data, int64_t num, json_t **info,
 
 int
 store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
-            json_t *data, int64_t num, store_render_fn render, const void *arg,
+            json_t *data, int64_t num, store_render_fn render, void *arg,
             int *created)
 {
     json_t *info = NULL, *zones = NULL, *users = NULL;
@@ -729,10 +731,10 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     sqlite3_stmt *st;
     char *xml = NULL;
     size_t xlen = 0;
-    int64_t rowid = 0, now = store_now_ms();
+    int64_t rowid = 0, version = 0, now = store_now_ms();
     int rc, isnew = 0;
 
-    rc = load(s, key, cid, &rowid, &info, &zones, &users);
+    rc = load(s, key, cid, &rowid, &version, &info, &zones, &users);
     if (rc == STORE_NOTFOUND && op == STORE_OP_CLIENT_PUT) {
         isnew = 1;
         info = json_object();
@@ -784,7 +786,8 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     if (isnew)
         rowid = sqlite3_last_insert_rowid(s->st_db);
     if (render != NULL) {
-        if (render(arg, cid, info, zones, users, &xml, &xlen) < 0 ||
+        if (render(arg, cid, version + 1, info, zones, users, &xml,
+                   &xlen) < 0 ||
             (st = store_stmt(s, SQL_XML_SET)) == NULL)
             goto done;
         sqlite3_bind_int64(st, 1, rowid);

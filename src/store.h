@@ -138,11 +138,11 @@ enum store_op {
     STORE_OP_USER_DELETE,       /* num: user number */
 };
 
-/* Render a changed client (all borrowed) to *xml (malloc'ed, caller of
- * the callback frees) of *len bytes. 0 or -1. */
-typedef int (*store_render_fn)(const void *arg, int64_t cid, json_t *info,
-                               json_t *zones, json_t *users, char **xml,
-                               size_t *len);
+/* Render a changed client at its new version (all borrowed) to *xml
+ * (malloc'ed; store_apply frees it after storing) of *len bytes. 0 or -1. */
+typedef int (*store_render_fn)(void *arg, int64_t cid, int64_t version,
+                               json_t *info, json_t *zones, json_t *users,
+                               char **xml, size_t *len);
 
 /*
  * Apply one change to (key, cid): load the client, change it, write it back
@@ -154,7 +154,7 @@ typedef int (*store_render_fn)(const void *arg, int64_t cid, json_t *info,
  */
 int store_apply(struct store *s, const char *key, int64_t cid,
                 enum store_op op, json_t *data, int64_t num,
-                store_render_fn render, const void *arg, int *created);
+                store_render_fn render, void *arg, int *created);
 
 /*
  * Writes without XML, one op each (store_apply with render NULL): call

@@ -25,11 +25,23 @@ struct writer {
     uint64_t w_changes, w_commits;
 };
 
+/* Render into the transaction, and keep a copy for the outbox thread so
+ * that it need not read it back. */
 static int
-render(const void *arg, int64_t cid, json_t *info, json_t *zones, json_t *users,
-       char **xml, size_t *len)
+render(void *arg, int64_t cid, int64_t version, json_t *info, json_t *zones,
+       json_t *users, char **xml, size_t *len)
 {
-    return pxml_render_client(arg, cid, info, zones, users, xml, len);
+    struct writer_job *j = arg;
+
+    if (pxml_render_client(j->wj_key, cid, info, zones, users, xml, len) < 0)
+        return -1;
+    free(j->wj_xml);
+    if ((j->wj_xml = malloc(*len)) != NULL) {
+        memcpy(j->wj_xml, *xml, *len);
+        j->wj_xml_len = *len;
+        j->wj_version = version;
+    }
+    return 0;
 }
 
 /* Apply one job inside the open transaction, its XML rendered with it. */
@@ -37,7 +49,7 @@ static int
 apply(struct store *s, struct writer_job *j)
 {
     return store_apply(s, j->wj_key->k_name, j->wj_cid, j->wj_op, j->wj_data,
-                       j->wj_num, render, j->wj_key, &j->wj_created);
+                       j->wj_num, render, j, &j->wj_created);
 }
 
 /* One transaction for n jobs. Sets every wj_rc. Returns the number of
@@ -81,16 +93,31 @@ fail:
     return 0;
 }
 
+static void
+drop_xml(struct writer_job **jobs, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        free(jobs[i]->wj_xml);
+        jobs[i]->wj_xml = NULL;
+    }
+}
+
 int
 writer_apply_batch(struct store *s, struct writer_job **jobs, int n)
 {
-    return commit_batch(s, jobs, n);
+    int ok = commit_batch(s, jobs, n);
+
+    drop_xml(jobs, n);
+    return ok;
 }
 
 int
 writer_apply_now(struct store *s, struct writer_job *job)
 {
     commit_batch(s, &job, 1);
+    drop_xml(&job, 1);
     return job->wj_rc;
 }
 
@@ -123,9 +150,18 @@ run(void *arg)
         w->w_commits++;
         pthread_mutex_unlock(&w->w_mu);
         for (i = 0; i < n; i++) {
-            if (jobs[i]->wj_rc == STORE_OK && w->w_outbox != NULL)
-                outbox_mark(w->w_outbox, jobs[i]->wj_key->k_name,
-                            jobs[i]->wj_cid);
+            struct writer_job *j = jobs[i];
+
+            if (j->wj_rc == STORE_OK && w->w_outbox != NULL) {
+                if (j->wj_xml != NULL)
+                    outbox_put(w->w_outbox, j->wj_key->k_name, j->wj_cid,
+                               j->wj_version, j->wj_xml, j->wj_xml_len);
+                else
+                    outbox_mark(w->w_outbox, j->wj_key->k_name, j->wj_cid);
+                j->wj_xml = NULL;       /* taken by outbox_put */
+            }
+            free(j->wj_xml);
+            j->wj_xml = NULL;
         }
         for (i = 0; i < n; i++)
             jobs[i]->wj_done(jobs[i]);  /* may free the job: last use */

@@ -27,6 +27,9 @@ struct writer_job {
     /* Results, valid in wj_done: */
     int wj_rc;                      /* enum store_rc */
     int wj_created;                 /* STORE_OP_CLIENT_PUT made a new client */
+    char *wj_xml;                   /* internal: the XML for the outbox */
+    size_t wj_xml_len;
+    int64_t wj_version;
     /* Called once, from the writer thread, after the commit (or its
      * failure); must not block. */
     void (*wj_done)(struct writer_job *job);
