@@ -259,6 +259,7 @@ run(void *arg)
     size_t xlen;
     int64_t cid, v, xver;
 
+    pthread_setname_np(pthread_self(), "pa-outbox");
     pthread_mutex_lock(&ob->ob_mu);
     for (;;) {
         while (ob->ob_head == NULL && !ob->ob_stop) {

@@ -128,6 +128,7 @@ run(void *arg)
     struct writer_job *jobs[WRITER_BATCH];
     int n, i, ok;
 
+    pthread_setname_np(pthread_self(), "pa-writer");
     for (;;) {
         pthread_mutex_lock(&w->w_mu);
         while (w->w_head == NULL && !w->w_stop)
