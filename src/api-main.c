@@ -75,6 +75,7 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     xmlInitParser();
+    http_json_init();       /* before any other jansson call */
     json_object_seed(0);
     log_set_request_echo(!cfg.cfg_quiet);
 

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,12 +110,74 @@ http_reply_json_invalid(struct http_req *rq, size_t pos, const char *what)
     return reply_json(rq, 422, e ? json_pack("{s:o}", "detail", e) : NULL);
 }
 
+/* ---- jansson allocation budget (notes/jansson-libxml2.md) ---------- */
+
+#define ALLOC_HDR 16                    /* keeps malloc's alignment */
+
+static _Thread_local size_t tl_limit;   /* 0: no limit */
+static _Thread_local size_t tl_used;
+static _Thread_local int tl_over;
+
+static void *
+budget_malloc(size_t n)
+{
+    size_t *p, total;
+
+    if (__builtin_add_overflow(n, ALLOC_HDR, &total))
+        return NULL;
+    if (tl_limit != 0 && tl_used + total > tl_limit) {
+        tl_over = 1;
+        return NULL;
+    }
+    if ((p = malloc(total)) == NULL)
+        return NULL;
+    p[0] = total;
+    tl_used += total;
+    return (char *)p + ALLOC_HDR;
+}
+
+static void
+budget_free(void *q)
+{
+    size_t *p;
+
+    if (q == NULL)
+        return;
+    p = (size_t *)(void *)((char *)q - ALLOC_HDR);
+    tl_used = tl_used >= p[0] ? tl_used - p[0] : 0;
+    free(p);
+}
+
+void
+http_json_init(void)
+{
+    json_set_alloc_funcs(budget_malloc, budget_free);
+}
+
+/* Parse with at most 64 KiB + 8 bytes of heap per byte of body (a client
+ * object takes about 4). */
+static json_t *
+parse_capped(struct http_req *rq, size_t flags, json_error_t *jerr,
+             int *over)
+{
+    json_t *v;
+
+    tl_used = 0;
+    tl_over = 0;
+    tl_limit = 65536 + 8 * rq->rq_body.sb_len;
+    v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len, flags, jerr);
+    tl_limit = 0;
+    *over = tl_over;
+    return v;
+}
+
 json_t *
 http_body_json(struct http_req *rq)
 {
     json_error_t jerr;
     json_t *v, *errs;
     size_t pos;
+    int over;
 
     if (rq->rq_body.sb_len == 0) {
         errs = json_array();
@@ -123,15 +186,19 @@ http_body_json(struct http_req *rq)
         json_decref(errs);
         return NULL;
     }
-    v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len, JSON_ALLOW_NUL,
-                   &jerr);
+    v = parse_capped(rq, JSON_ALLOW_NUL, &jerr, &over);
     if (v != NULL)
         return v;
+    if (over) {
+        malloc_trim(0);         /* give the refused tree's heap back */
+        http_reply_detail(rq, 413, "Request body too large to process");
+        return NULL;
+    }
     /* jansson points just past the bad token; FastAPI at its start. */
     pos = jerr.position > 0 ? (size_t)jerr.position - 1 : 0;
     if (json_error_code(&jerr) == json_error_numeric_overflow) {
-        v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len,
-                       JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+        v = parse_capped(rq, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr,
+                         &over);
         if (v != NULL) {
             rq->rq_ints_as_real = 1;
             rq->rq_overflow_pos = pos;

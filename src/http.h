@@ -75,6 +75,13 @@ struct http_opts {
 };
 
 /*
+ * Route jansson's allocations through a per-thread budget, so that parsing
+ * a body can be capped (1 MiB of "[{},{},...]" would take 70 MB). Call once
+ * in main, before any other jansson call.
+ */
+void http_json_init(void);
+
+/*
  * Start listening. Returns the server (stop with http_stop) or NULL with a
  * message in err. *port_out gets the bound port.
  */

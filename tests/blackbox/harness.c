@@ -795,3 +795,20 @@ outbox_wait_xpath(const struct server *s, const char *key_name,
     free(last);
     return NULL;
 }
+
+size_t
+server_rss_kb(struct server *s)
+{
+    char path[64], line[256];
+    size_t kb = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)s->sv_pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}

@@ -161,3 +161,6 @@ int file_wait_contains(const char *path, const char *needle);
 
 /* Milliseconds on a monotonic clock. */
 long long now_ms(void);
+
+/* Resident memory of the running server in kB (VmRSS), 0 if unknown. */
+size_t server_rss_kb(struct server *s);

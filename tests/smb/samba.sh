@@ -5,7 +5,28 @@
 # Everything lives in DIR (/tmp/smb.XXXXXX): config, state, share
 # (DIR/share), logs. 127.0.0.1 only, a free unprivileged port, user
 # smbtest (created when run as root) or the caller, password PW.
+# Environment: SAMBA_KEEP=1 keeps DIR at stop (smbd's logs in DIR/log, the
+# path is printed on stderr); SAMBA_DEBUG=N runs smbd at debug level N (1).
+#
+# smbd looks its own host name up (getaddrinfo of gethostname(), in
+# get_mydnsfullname) several times in every SMB session setup, and never
+# caches a failed answer. Where that name is in no /etc/hosts (a fresh
+# debootstrap root or container: CI), every login asks DNS for it, and one
+# lost UDP answer stalls that login for glibc's 5 s resolver timeout: the
+# client times out ("server not answering") now and then. So smbd runs under
+# nss_wrapper (package libnss-wrapper, as in Samba's own selftest) with a
+# host name of its own that resolves from DIR/etc/hosts: no DNS at all.
 set -eu
+
+SRV_HOST=smbtest-srv
+
+nss_wrapper() {
+    for f in /usr/lib/*-linux-gnu/libnss_wrapper.so /usr/lib64/libnss_wrapper.so \
+             /usr/lib/libnss_wrapper.so; do
+        [ -f "$f" ] && { echo "$f"; return 0; }
+    done
+    return 1
+}
 
 start() {
     PORT=""
@@ -17,6 +38,11 @@ start() {
         fi
     done
     [ -n "$PORT" ] || { echo "no free port" >&2; exit 1; }
+    NSSW=$(nss_wrapper) || {
+        echo "samba.sh: libnss_wrapper.so not found: install libnss-wrapper" \
+             "(scripts/install-deps.sh)" >&2
+        exit 1
+    }
     T=$(TMPDIR=/tmp mktemp -d /tmp/smb.XXXXXX)
     if [ "$(id -u)" = 0 ]; then U=smbtest; else U=$(id -un); fi
     mkdir -p "$T/etc" "$T/share" "$T/private" "$T/log" "$T/home"
@@ -61,7 +87,9 @@ EOC
         printf 'PW\nPW\n' | pdbedit -s "$T/etc/smb.conf" -t -a -u "$U" >/dev/null
     fi
     printf 'username = %s\npassword = PW\n' "$U" > "$T/etc/auth"
-    /usr/sbin/smbd --foreground -s "$T/etc/smb.conf" --debug-stdout -d 1 \
+    printf '127.0.0.1 %s.localdomain %s\n' "$SRV_HOST" "$SRV_HOST" > "$T/etc/hosts"
+    LD_PRELOAD=$NSSW NSS_WRAPPER_HOSTS=$T/etc/hosts NSS_WRAPPER_HOSTNAME=$SRV_HOST \
+    /usr/sbin/smbd --foreground -s "$T/etc/smb.conf" --debug-stdout -d "${SAMBA_DEBUG:-1}" \
         > "$T/log/smbd.out" 2>&1 < /dev/null &
     PID=$!
     echo "$PID" > "$T/smbd.pid"
@@ -89,6 +117,10 @@ stop() {
         while kill -0 "$PID" 2>/dev/null && [ $n -lt 100 ]; do
             sleep 0.05; n=$((n + 1))
         done
+    fi
+    if [ "${SAMBA_KEEP:-0}" = 1 ]; then
+        echo "samba.sh: kept $T" >&2
+        return 0
     fi
     rm -rf "$T"
 }

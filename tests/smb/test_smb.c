@@ -488,21 +488,30 @@ test_api_changes_during_runs(void **state)
     pthread_t t;
     struct store *s;
     char *remote;
-    int i, runs = 0;
+    int i, runs = 0, bad = -1;
+    enum combine_rc rc = COMBINE_OK;
 
     memset(&w, 0, sizeof(w));
     w.w_f = f;
     f->cfg.cc_max_clients = 15;
     assert_int_equal(pthread_create(&t, NULL, writer_main, &w), 0);
     for (i = 0; i < 12; i++) {
-        enum combine_rc rc = run_once(f, 0, &st);
-
-        assert_true(rc == COMBINE_OK || rc == COMBINE_NOTHING);
+        rc = run_once(f, 0, &st);
+        if (rc != COMBINE_OK && rc != COMBINE_NOTHING) {
+            bad = i;
+            break;
+        }
         runs += rc == COMBINE_OK;
         usleep(50000);
     }
+    /* the writer is stopped before any check can fail: a failed assertion
+     * leaves this function, and the thread would go on writing into the
+     * fixture that the teardown frees */
     w.w_stop = 1;
     pthread_join(t, NULL);
+    if (bad >= 0)
+        fail_msg("run %d of 12 failed (rc %d): %s", bad + 1, (int)rc,
+                 st.cs_error);
     assert_true(runs > 2);
 
     /* in the end, every client's last version is shipped or waiting */
