@@ -376,17 +376,21 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
              enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *srv = cls;
     struct http_req *rq = *req_cls;
+    unsigned status;
+    int64_t usec;
 
-    (void)cls;
     (void)conn;
     if (rq == NULL)
         return;
+    status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->rq_status : 499;
+    usec = elapsed_us(&rq->rq_start);
     log_request(rq->rq_key_name, rq->rq_method, rq->rq_url,
-                rq->rq_client[0] ? rq->rq_client : NULL,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->rq_status
-                                                            : 499,
-                (long long)elapsed_us(&rq->rq_start));
+                rq->rq_client[0] ? rq->rq_client : NULL, status,
+                (long long)usec);
+    if (srv->hs_opts.ho_on_done != NULL)
+        srv->hs_opts.ho_on_done(rq, status, usec);
     if (rq->rq_data_free != NULL)
         rq->rq_data_free(rq->rq_data);
     sbuf_free(&rq->rq_body);

@@ -71,6 +71,11 @@ struct http_opts {
     /* Called before every handler of a route without HR_NOAUTH; returns 0
      * to go on, or sets a 401 reply and returns -1. */
     int (*ho_auth)(struct http_req *rq);
+    /* Called once per finished request (any thread), after the request log
+     * line: status as sent (499 when the client went away), microseconds
+     * since the headers arrived. rq->rq_route is NULL for unknown routes.
+     * May be NULL. Must not block. */
+    void (*ho_on_done)(struct http_req *rq, unsigned status, int64_t usec);
     void *ho_app;
 };
 
