@@ -27,6 +27,26 @@ int pxml_render_client(const struct key *k, int64_t client_id, json_t *info,
                        json_t *zones, json_t *users, char **out,
                        size_t *outlen);
 
+/* A client as the store keeps it: canonical JSON texts (model.h), info an
+ * object, zones and users arrays sorted by number. Borrowed. */
+struct pxml_text {
+    const char *pt_info;
+    size_t pt_info_len;
+    const char *pt_zones;
+    size_t pt_zones_len;
+    const char *pt_users;
+    size_t pt_users_len;
+};
+
+/*
+ * Render one client from its stored JSON texts, streamed into libxml2's
+ * writer without a jansson tree. Field names are looked up in the tables;
+ * values come out in stored order, which for canonical JSON is table
+ * order. As pxml_render_client otherwise; -1 also on JSON it cannot read.
+ */
+int pxml_render_text(const struct key *k, int64_t client_id,
+                     const struct pxml_text *c, char **out, size_t *outlen);
+
 /*
  * The outbox path of a client: "<xml_dir>/<key_name>/<client_id>.xml".
  * Returns a malloc'ed string (caller frees), or NULL on no memory.

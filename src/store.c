@@ -693,37 +693,53 @@ list_del(json_t *arr, const char *field, int64_t no)
     return json_array_remove(arr, i) < 0 ? STORE_ERROR : STORE_OK;
 }
 
-/* Change the loaded client in memory as op says. */
+/* Parse a stored JSON text, change it as op says, dump it back in place.
+ * Only the column a change touches is parsed. */
 static int
-modify(enum store_op op, json_t *data, int64_t num, json_t **info,
-       json_t *zones, json_t *users)
+modify(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
 {
-    json_t *merged;
+    json_t *v = NULL, *merged = NULL;
+    int rc = STORE_ERROR;
 
-    switch (op) {
-    case STORE_OP_CLIENT_PUT:
-        json_decref(*info);
-        *info = json_incref(data);
-        return STORE_OK;
-    case STORE_OP_CLIENT_PATCH:
-        if ((merged = model_merge(&model_info, *info, data)) == NULL)
-            return STORE_ERROR;
-        json_decref(*info);
-        *info = merged;
-        return STORE_OK;
-    case STORE_OP_ZONE_PUT:
-        return list_put(zones, "Zone_No", data, 0);
-    case STORE_OP_ZONE_DELETE:
-        return list_del(zones, "Zone_No", num);
-    case STORE_OP_USER_INSERT:
-        return list_put(users, "UserNo", data, 2);
-    case STORE_OP_USER_REPLACE:
-        return list_put(users, "UserNo", data, 1);
-    case STORE_OP_USER_DELETE:
-        return list_del(users, "UserNo", num);
-    default:
+    if (op == STORE_OP_CLIENT_PUT) {
+        col->sb_len = 0;
+        return sbuf_add_json(col, data) < 0 ? STORE_ERROR : STORE_OK;
+    }
+    if ((v = json_loadb(col->sb_buf, col->sb_len, 0, NULL)) == NULL) {
+        log_warnx("%s: a stored value does not parse", __func__);
         return STORE_ERROR;
     }
+    switch (op) {
+    case STORE_OP_CLIENT_PATCH:
+        if ((merged = model_merge(&model_info, v, data)) == NULL)
+            goto done;
+        json_decref(v);
+        v = merged;
+        rc = STORE_OK;
+        break;
+    case STORE_OP_ZONE_PUT:
+        rc = list_put(v, "Zone_No", data, 0);
+        break;
+    case STORE_OP_ZONE_DELETE:
+        rc = list_del(v, "Zone_No", num);
+        break;
+    case STORE_OP_USER_INSERT:
+        rc = list_put(v, "UserNo", data, 2);
+        break;
+    case STORE_OP_USER_REPLACE:
+        rc = list_put(v, "UserNo", data, 1);
+        break;
+    case STORE_OP_USER_DELETE:
+        rc = list_del(v, "UserNo", num);
+        break;
+    default:
+        break;
+    }
+    if (rc == STORE_OK && dump_json(v, col) < 0)
+        rc = STORE_ERROR;
+done:
+    json_decref(v);
+    return rc;
 }
 
 int
@@ -731,25 +747,30 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
             json_t *data, int64_t num, store_render_fn render, void *arg,
             int *created)
 {
-    json_t *info = NULL, *zones = NULL, *users = NULL;
-    struct sbuf bi = {0}, bz = {0}, bu = {0};
+    struct sbuf ti = {0}, tz = {0}, tu = {0}, *col;
     sqlite3_stmt *st;
     char *xml = NULL;
     size_t xlen = 0;
     int64_t rowid = 0, version = 0, now = store_now_ms();
     int rc, isnew = 0;
 
-    rc = load(s, key, cid, &rowid, &version, &info, &zones, &users);
-    if (rc == STORE_NOTFOUND && op == STORE_OP_CLIENT_PUT) {
+    rc = client_row(s, key, cid, &st);
+    if (rc == STORE_OK) {
+        rowid = sqlite3_column_int64(st, COL_ID);
+        version = sqlite3_column_int64(st, COL_VERSION);
+        if (add_col(&ti, st, COL_INFO) < 0 || add_col(&tz, st, COL_ZONES) < 0 ||
+            add_col(&tu, st, COL_USERS) < 0)
+            rc = STORE_ERROR;
+        reset(st);
+        if (rc != STORE_OK)
+            goto done;
+    } else if (rc == STORE_NOTFOUND && op == STORE_OP_CLIENT_PUT) {
         isnew = 1;
-        info = json_object();
-        zones = json_array();
-        users = json_array();
-        if (info == NULL || zones == NULL || users == NULL) {
+        if (sbuf_addstr(&tz, "[]") < 0 || sbuf_addstr(&tu, "[]") < 0) {
             rc = STORE_ERROR;
             goto done;
         }
-    } else if (rc != STORE_OK) {
+    } else {
         goto done;
     }
     if (created != NULL)
@@ -763,27 +784,27 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
         rc = store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
         goto done;
     }
-    if ((rc = modify(op, data, num, &info, zones, users)) != STORE_OK)
+    col = op == STORE_OP_CLIENT_PUT || op == STORE_OP_CLIENT_PATCH ? &ti
+          : op == STORE_OP_ZONE_PUT || op == STORE_OP_ZONE_DELETE  ? &tz
+                                                                   : &tu;
+    if ((rc = modify(op, data, num, col)) != STORE_OK)
         goto done;
     rc = STORE_ERROR;
-    if (dump_json(info, &bi) < 0 || dump_json(zones, &bz) < 0 ||
-        dump_json(users, &bu) < 0)
-        goto done;
     if ((st = store_stmt(s, isnew ? SQL_CLIENT_INSERT
                                   : SQL_CLIENT_UPDATE)) == NULL)
         goto done;
     if (isnew) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, cid);
-        sqlite3_bind_text(st, 3, bi.sb_buf, (int)bi.sb_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, bz.sb_buf, (int)bz.sb_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, bu.sb_buf, (int)bu.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, ti.sb_buf, (int)ti.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, tz.sb_buf, (int)tz.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, tu.sb_buf, (int)tu.sb_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, now);
     } else {
         sqlite3_bind_int64(st, 1, rowid);
-        sqlite3_bind_text(st, 2, bi.sb_buf, (int)bi.sb_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, bz.sb_buf, (int)bz.sb_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, bu.sb_buf, (int)bu.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ti.sb_buf, (int)ti.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, tz.sb_buf, (int)tz.sb_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, tu.sb_buf, (int)tu.sb_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, now);
     }
     if (store_step_done(s, st) < 0)
@@ -791,8 +812,8 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     if (isnew)
         rowid = sqlite3_last_insert_rowid(s->st_db);
     if (render != NULL) {
-        if (render(arg, cid, version + 1, info, zones, users, &xml,
-                   &xlen) < 0 ||
+        if (render(arg, cid, version + 1, ti.sb_buf, ti.sb_len, tz.sb_buf,
+                   tz.sb_len, tu.sb_buf, tu.sb_len, &xml, &xlen) < 0 ||
             (st = store_stmt(s, SQL_XML_SET)) == NULL)
             goto done;
         sqlite3_bind_int64(st, 1, rowid);
@@ -803,12 +824,9 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     rc = STORE_OK;
 done:
     free(xml);
-    sbuf_free(&bi);
-    sbuf_free(&bz);
-    sbuf_free(&bu);
-    json_decref(info);
-    json_decref(zones);
-    json_decref(users);
+    sbuf_free(&ti);
+    sbuf_free(&tz);
+    sbuf_free(&tu);
     return rc;
 }
 

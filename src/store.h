@@ -138,10 +138,13 @@ enum store_op {
     STORE_OP_USER_DELETE,       /* num: user number */
 };
 
-/* Render a changed client at its new version (all borrowed) to *xml
- * (malloc'ed; store_apply frees it after storing) of *len bytes. 0 or -1. */
+/* Render a changed client at its new version from its stored JSON texts
+ * (borrowed; canonical, see model.h) to *xml (malloc'ed; store_apply frees
+ * it after storing) of *len bytes. 0 or -1. */
 typedef int (*store_render_fn)(void *arg, int64_t cid, int64_t version,
-                               json_t *info, json_t *zones, json_t *users,
+                               const char *info, size_t info_len,
+                               const char *zones, size_t zones_len,
+                               const char *users, size_t users_len,
                                char **xml, size_t *len);
 
 /*

@@ -28,12 +28,15 @@ struct writer {
 /* Render into the transaction, and keep a copy for the outbox thread so
  * that it need not read it back. */
 static int
-render(void *arg, int64_t cid, int64_t version, json_t *info, json_t *zones,
-       json_t *users, char **xml, size_t *len)
+render(void *arg, int64_t cid, int64_t version, const char *info,
+       size_t info_len, const char *zones, size_t zones_len,
+       const char *users, size_t users_len, char **xml, size_t *len)
 {
     struct writer_job *j = arg;
+    struct pxml_text t = {info, info_len, zones, zones_len, users,
+                          users_len};
 
-    if (pxml_render_client(j->wj_key, cid, info, zones, users, xml, len) < 0)
+    if (pxml_render_text(j->wj_key, cid, &t, xml, len) < 0)
         return -1;
     free(j->wj_xml);
     if ((j->wj_xml = malloc(*len)) != NULL) {
