@@ -5,7 +5,7 @@ set -eu
 
 PKGS="meson ninja-build pkg-config gcc libc6-dev
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
-nettle-dev libsmbclient-dev samba smbclient
+nettle-dev libsmbclient-dev samba smbclient libnss-wrapper
 libcmocka-dev libcurl4-openssl-dev curl wrk bc ca-certificates"
 
 missing=""

@@ -30,8 +30,14 @@ nss_wrapper() {
 
 start() {
     PORT=""
+    # below the kernel's ephemeral range: an outgoing connection can take a
+    # port of that range between the check and smbd's bind (smbd then aborts,
+    # "Address already in use")
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    span=$(( ${lo:-32768} - 20000 ))
+    [ "$span" -ge 1000 ] || span=30000
     for try in 1 2 3 4 5 6 7 8 9 10; do
-        p=$(( 20000 + ($$ * 7 + try * 131 + $(date +%N | sed 's/^0*//;s/^$/0/') % 9973) % 30000 ))
+        p=$(( 20000 + ($$ * 7 + try * 131 + $(date +%N | sed 's/^0*//;s/^$/0/') % 9973) % span ))
         if smbclient -N -L 127.0.0.1 -p "$p" 2>&1 | grep -q CONNECTION_REFUSED; then
             PORT=$p
             break
