@@ -20,7 +20,7 @@
 #include "log.h"
 #include "patriot_xml.h"
 
-#define OB_XML_MAX (8u << 20)      /* bytes of XML held for the thread */
+#define OB_XML_MAX (4u << 20)      /* bytes of XML held for the thread */
 
 struct ob_entry {
     struct ob_entry *oe_hnext;      /* hash chain */

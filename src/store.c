@@ -745,9 +745,11 @@ done:
 int
 store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
             json_t *data, int64_t num, store_render_fn render, void *arg,
-            int *created)
+            int *created, struct sbuf *client_json)
 {
     struct sbuf ti = {0}, tz = {0}, tu = {0}, *col;
+    char batch[64] = "", when[80];
+    const unsigned char *b;
     sqlite3_stmt *st;
     char *xml = NULL;
     size_t xlen = 0;
@@ -758,6 +760,8 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     if (rc == STORE_OK) {
         rowid = sqlite3_column_int64(st, COL_ID);
         version = sqlite3_column_int64(st, COL_VERSION);
+        if ((b = sqlite3_column_text(st, COL_BATCH)) != NULL)
+            snprintf(batch, sizeof(batch), "%s", (const char *)b);
         if (add_col(&ti, st, COL_INFO) < 0 || add_col(&tz, st, COL_ZONES) < 0 ||
             add_col(&tu, st, COL_USERS) < 0)
             rc = STORE_ERROR;
@@ -821,6 +825,22 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
         if (store_step_done(s, st) < 0)
             goto done;
     }
+    if (client_json != NULL) {
+        format_time_ms(now, when, sizeof(when));
+        client_json->sb_len = 0;
+        if (sbuf_printf(client_json, "{\"client_id\":%lld,\"info\":",
+                        (long long)cid) < 0 ||
+            sbuf_add(client_json, ti.sb_buf, ti.sb_len) < 0 ||
+            sbuf_addstr(client_json, ",\"zones\":") < 0 ||
+            sbuf_add(client_json, tz.sb_buf, tz.sb_len) < 0 ||
+            sbuf_addstr(client_json, ",\"users\":") < 0 ||
+            sbuf_add(client_json, tu.sb_buf, tu.sb_len) < 0 ||
+            sbuf_printf(client_json, ",\"import\":{\"state\":\"pending\","
+                        "\"batch\":%s%s%s,\"updated\":\"%s\"}}",
+                        batch[0] ? "\"" : "", batch[0] ? batch : "null",
+                        batch[0] ? "\"" : "", when) < 0)
+            goto done;
+    }
     rc = STORE_OK;
 done:
     free(xml);
@@ -835,7 +855,7 @@ store_put_client(struct store *s, const char *key, int64_t cid, json_t *info,
                  int *created)
 {
     return store_apply(s, key, cid, STORE_OP_CLIENT_PUT, info, 0, NULL, NULL,
-                       created);
+                       created, NULL);
 }
 
 int
@@ -843,21 +863,21 @@ store_patch_client(struct store *s, const char *key, int64_t cid,
                    json_t *patch)
 {
     return store_apply(s, key, cid, STORE_OP_CLIENT_PATCH, patch, 0, NULL,
-                       NULL, NULL);
+                       NULL, NULL, NULL);
 }
 
 int
 store_delete_client(struct store *s, const char *key, int64_t cid)
 {
     return store_apply(s, key, cid, STORE_OP_CLIENT_DELETE, NULL, 0, NULL,
-                       NULL, NULL);
+                       NULL, NULL, NULL);
 }
 
 int
 store_put_zone(struct store *s, const char *key, int64_t cid, json_t *zone)
 {
     return store_apply(s, key, cid, STORE_OP_ZONE_PUT, zone, 0, NULL, NULL,
-                       NULL);
+                       NULL, NULL);
 }
 
 int
@@ -865,14 +885,14 @@ store_delete_zone(struct store *s, const char *key, int64_t cid,
                   int64_t zone_no)
 {
     return store_apply(s, key, cid, STORE_OP_ZONE_DELETE, NULL, zone_no, NULL,
-                       NULL, NULL);
+                       NULL, NULL, NULL);
 }
 
 int
 store_insert_user(struct store *s, const char *key, int64_t cid, json_t *user)
 {
     return store_apply(s, key, cid, STORE_OP_USER_INSERT, user, 0, NULL, NULL,
-                       NULL);
+                       NULL, NULL);
 }
 
 int
@@ -880,7 +900,7 @@ store_replace_user(struct store *s, const char *key, int64_t cid,
                    json_t *user)
 {
     return store_apply(s, key, cid, STORE_OP_USER_REPLACE, user, 0, NULL,
-                       NULL, NULL);
+                       NULL, NULL, NULL);
 }
 
 int
@@ -888,7 +908,7 @@ store_delete_user(struct store *s, const char *key, int64_t cid,
                   int64_t user_no)
 {
     return store_apply(s, key, cid, STORE_OP_USER_DELETE, NULL, user_no, NULL,
-                       NULL, NULL);
+                       NULL, NULL, NULL);
 }
 
 int
@@ -972,4 +992,85 @@ store_foreach_pending(struct store *s,
     }
     reset(st);
     return ret;
+}
+
+/* ---- metrics and health (issue 5) ---- */
+
+/* Statements here are prepared per call: they run once a scrape or a
+ * health check, not per request. */
+static sqlite3_stmt *
+prep_once(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->st_db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+int
+store_ping(struct store *s)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((st = prep_once(s, "SELECT v FROM meta WHERE k = 'schema_version'"))
+        == NULL)
+        return -1;
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_count_by_state(struct store *s,
+                     void (*fn)(void *arg, const char *key,
+                                const char *state, int64_t count,
+                                int64_t oldest_ms),
+                     void *arg)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    st = prep_once(s, "SELECT key_name, state, count(*), min(changed_at)"
+                      " FROM clients GROUP BY key_name, state");
+    if (st == NULL) {
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+        return -1;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *state = (const char *)sqlite3_column_text(st, 1);
+
+        fn(arg, k ? k : "", state ? state : "",
+           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+    }
+    if (rc != SQLITE_DONE)
+        log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_meta_get(struct store *s, const char *k, char *v, size_t len)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((st = prep_once(s, "SELECT v FROM meta WHERE k = ?1")) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+
+        snprintf(v, len, "%s", t ? (const char *)t : "");
+        rc = STORE_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc;
 }

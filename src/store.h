@@ -152,12 +152,15 @@ typedef int (*store_render_fn)(void *arg, int64_t cid, int64_t version,
  * (version+1, changed_at, state pending) and, when render is not NULL,
  * store its rendered XML in the same transaction. Call between store_begin
  * and store_commit. data is borrowed. *created (may be NULL) says whether
- * STORE_OP_CLIENT_PUT made a new client. Returns STORE_OK, STORE_NOTFOUND
+ * STORE_OP_CLIENT_PUT made a new client. client_json (may be NULL) gets the
+ * whole client as store_read_client would answer it after the change, so
+ * that an answer needs no read after the commit. Returns STORE_OK, STORE_NOTFOUND
  * (no such client), STORE_NOITEM, STORE_EXISTS or STORE_ERROR.
  */
 int store_apply(struct store *s, const char *key, int64_t cid,
                 enum store_op op, json_t *data, int64_t num,
-                store_render_fn render, void *arg, int *created);
+                store_render_fn render, void *arg, int *created,
+                struct sbuf *client_json);
 
 /*
  * Writes without XML, one op each (store_apply with render NULL): call
@@ -285,3 +288,30 @@ int store_combine_meta_get(struct store *s, const char *k, char *v,
 /* Number of clients per state: counts[0..3] = pending, shipped, imported,
  * failed. 0 or -1. */
 int store_combine_counts(struct store *s, int64_t counts[4]);
+
+/* ---- metrics and health (issue 5) ---- */
+
+/*
+ * A trivial read of the database file (the schema version in meta), for
+ * GET /healthz. 0 when the database answers, -1 when not (store_errmsg
+ * says why).
+ */
+int store_ping(struct store *s);
+
+/*
+ * Call fn once per (key_name, state) that has clients, with their number
+ * and the oldest changed_at (unix ms) among them; key and state are
+ * borrowed for the call. One scan of the clients table (metrics: about a
+ * millisecond per thousand clients). 0, or -1 on SQL failure.
+ */
+int store_count_by_state(struct store *s,
+                         void (*fn)(void *arg, const char *key,
+                                    const char *state, int64_t count,
+                                    int64_t oldest_ms),
+                         void *arg);
+
+/*
+ * meta(k) into v (truncated to len, NUL-terminated): STORE_OK,
+ * STORE_NOTFOUND or STORE_ERROR. Works on read-only connections.
+ */
+int store_meta_get(struct store *s, const char *k, char *v, size_t len);

@@ -52,7 +52,8 @@ static int
 apply(struct store *s, struct writer_job *j)
 {
     return store_apply(s, j->wj_key->k_name, j->wj_cid, j->wj_op, j->wj_data,
-                       j->wj_num, render, j, &j->wj_created);
+                       j->wj_num, render, j, &j->wj_created,
+                       j->wj_want_body ? &j->wj_body : NULL);
 }
 
 /* One transaction for n jobs. Sets every wj_rc. Returns the number of

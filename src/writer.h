@@ -27,6 +27,8 @@ struct writer_job {
     /* Results, valid in wj_done: */
     int wj_rc;                      /* enum store_rc */
     int wj_created;                 /* STORE_OP_CLIENT_PUT made a new client */
+    int wj_want_body;               /* set: wj_body gets the whole client */
+    struct sbuf wj_body;            /* after a change; caller frees */
     char *wj_xml;                   /* internal: the XML for the outbox */
     size_t wj_xml_len;
     int64_t wj_version;
