@@ -6,7 +6,18 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc libc6-dev
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
 nettle-dev libsmbclient-dev samba smbclient libnss-wrapper
-libcmocka-dev libcurl4-openssl-dev curl wrk bc ca-certificates"
+libcmocka-dev libcurl4-openssl-dev curl wrk bc ca-certificates
+clang libclang-rt-14-dev valgrind
+libsystemd-dev systemd debhelper dpkg-dev fakeroot"
+
+# issue 5: headless Chromium checks the /docs page; the OpenAPI linter runs
+# on Node and npm: Debian's, unless this machine already has an npm (a
+# nodejs from elsewhere would conflict with Debian's npm package).
+PKGS="$PKGS chromium util-linux"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+# issue 7 (hostile HTTP) / issue 5 (native HTTPS): the TLS test makes a
+# self-signed certificate with the openssl CLI.
+PKGS="$PKGS openssl"
 
 missing=""
 for p in $PKGS; do

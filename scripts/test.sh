@@ -41,5 +41,30 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
 
+# ---- issue 7: coverage-guided fuzzing, clang + libFuzzer + ASan + UBSan
+# (tests/fuzz/run-short.sh builds build-fuzz and runs meson's suite 'fuzz')
+echo "== fuzz (clang, libFuzzer + ASan + UBSan)"
+mkdir -p build-fuzz
+set +e
+sh tests/fuzz/run-short.sh >build-fuzz/fuzz-summary.txt 2>&1
+frc=$?
+set -e
+if [ "$frc" -eq 77 ]; then
+    echo "fuzz: skipped (no clang)"
+else
+    sed -n '/^Ok:/,$p' build-fuzz/fuzz-summary.txt
+    grep -E '^ *[0-9]+/[0-9]+ ' build-fuzz/fuzz-summary.txt || true
+    fok=$(awk '/^Ok:/ {print $2}' build-fuzz/fuzz-summary.txt)
+    ffail=$(awk '/^Fail:/ {print $2}' build-fuzz/fuzz-summary.txt)
+    ftimeout=$(awk '/^Timeout:/ {print $2}' build-fuzz/fuzz-summary.txt)
+    total_ok=$((total_ok + ${fok:-0}))
+    total_fail=$((total_fail + ${ffail:-0} + ${ftimeout:-0}))
+    if [ "$frc" -ne 0 ]; then
+        [ -n "$fok$ffail" ] || total_fail=$((total_fail + 1))
+        cat build-fuzz/fuzz-summary.txt
+        echo "fuzzing failed" >&2
+    fi
+fi
+
 echo "tests: $total_ok passed, $total_fail failed"
 [ "$total_fail" -eq 0 ] && [ "$total_ok" -gt 0 ]

@@ -1,21 +1,34 @@
 /*
  * api-main.c - patriot-api: parse the configuration, wire the modules, serve
- * until SIGTERM or SIGINT; SIGHUP reloads keys.json.
+ * until SIGTERM or SIGINT; SIGHUP reloads keys.json and reopens the request
+ * log. "--check-config" checks and exits; "keys ..." edits keys.json
+ * (keys_cli.c).
+ *
+ * Under systemd (Type=notify) the server tells the manager READY=1 once it
+ * listens, RELOADING=1 / READY=1 around a reload, STOPPING=1 when it stops,
+ * and WATCHDOG=1 every half WatchdogSec= when the unit sets one. Outside
+ * systemd these calls do nothing.
  */
 #include <errno.h>
 #include <libxml/parser.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "config.h"
 #include "http.h"
 #include "keys.h"
+#include "keys_cli.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "store.h"
 #include "writer.h"
@@ -33,7 +46,9 @@ mkdirs(const char *dir)
             char c = *p;
 
             *p = '\0';
-            if (mkdir(d, 0750) < 0 && errno != EEXIST)
+            /* 0770 less the umask: the unit's UMask=0007 lets
+             * patriot-combine (same group) move files out. */
+            if (mkdir(d, 0770) < 0 && errno != EEXIST)
                 rc = -1;
             *p = c;
             if (c == '\0')
@@ -42,6 +57,71 @@ mkdirs(const char *dir)
     }
     free(d);
     return rc;
+}
+
+/*
+ * Make XML_DIR/<key_name> of every key that lacks one, mode 0770 less the
+ * umask. Made here rather than at a tenant's first write (0750 there), so
+ * that under the units' UMask=0007 patriot-combine, a member of the same
+ * group, can move files out of them. Failures are logged; the write path
+ * makes the folder again if needed.
+ */
+static void
+make_key_dirs(const char *xml_dir, const struct keyset *ks)
+{
+    char path[4096];
+    size_t i;
+
+    for (i = 0; i < keys_count(ks); i++) {
+        const struct key *k = keys_get(ks, i);
+
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", xml_dir,
+                             k->k_name) >= sizeof path)
+            continue;
+        if (mkdir(path, 0770) < 0 && errno != EEXIST)
+            log_warn("cannot make the outbox folder %s", path);
+    }
+}
+
+/* CLOCK_MONOTONIC in microseconds (sd_notify's MONOTONIC_USEC). */
+static uint64_t
+mono_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Wait for one of sigs. With a watchdog (wd_usec > 0) tell systemd we are
+ * alive every half period meanwhile. Returns the signal.
+ */
+static int
+wait_signal(const sigset_t *sigs, uint64_t wd_usec, uint64_t *last_ping)
+{
+    struct timespec ts;
+    uint64_t now, due;
+    int sig;
+
+    for (;;) {
+        if (wd_usec == 0) {
+            if (sigwait(sigs, &sig) == 0)
+                return sig;
+            continue;
+        }
+        now = mono_usec();
+        due = *last_ping + wd_usec / 2;
+        if (now >= due) {
+            sd_notify(0, "WATCHDOG=1");
+            *last_ping = now;
+            due = now + wd_usec / 2;
+        }
+        ts.tv_sec = (time_t)((due - now) / 1000000u);
+        ts.tv_nsec = (long)((due - now) % 1000000u) * 1000;
+        if ((sig = sigtimedwait(sigs, NULL, &ts)) > 0)
+            return sig;
+    }
 }
 
 int
@@ -56,17 +136,47 @@ main(int argc, char **argv)
     sigset_t sigs;
     char err[512];
     size_t checked = 0, rewritten = 0, pruned = 0;
+    uint64_t wd_usec = 0, last_ping = 0;
     unsigned port;
     int sig, status = 1;
 
+    if (argc >= 2 && strcmp(argv[1], "keys") == 0) {
+        int rc;
+
+        rc = keys_cli_main(argc - 1, argv + 1, stdout, stderr);
+        log_close();
+        return rc;
+    }
     switch (config_parse(&cfg, argc, argv, stdout, stderr)) {
     case CONFIG_OK:
         break;
     case CONFIG_EXIT:
         return 0;
     default:
+        /* --check-config answers 0 or 1, whatever is wrong. */
+        for (sig = 1; sig < argc; sig++)
+            if (strcmp(argv[sig], "--check-config") == 0)
+                return 1;
         return 2;
     }
+    if (cfg.cfg_check) {
+        int rc;
+
+        rc = config_check(&cfg, stdout, stderr) == 0 ? 0 : 1;
+        if (http_check_settings(cfg.cfg_tls_cert, cfg.cfg_tls_key, err,
+                                sizeof(err)) < 0) {
+            fprintf(stderr, "patriot-api: %s\n", err);
+            rc = 1;
+        } else {
+            fprintf(stdout, "ok: limits, trusted proxies and TLS settings\n");
+        }
+        log_close();
+        return rc;
+    }
+    /* Keys (and the TLS key) are in memory from now on: no core dumps. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+        wd_usec = 0;
     /* Every thread inherits this mask; only main takes the signals. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -94,6 +204,7 @@ main(int argc, char **argv)
         log_warn("XML_DIR %s is not a writable directory", cfg.cfg_xml_dir);
         goto out_app;
     }
+    make_key_dirs(cfg.cfg_xml_dir, ks);
     if ((ws = store_open(cfg.cfg_data_file, 0, err, sizeof(err))) == NULL) {
         log_warnx("DATA_FILE %s", err);
         goto out_app;
@@ -132,6 +243,12 @@ main(int argc, char **argv)
     ho.ho_nroutes = api_nroutes;
     ho.ho_auth = api_auth;
     ho.ho_app = &app;
+    ho.ho_tls_cert = cfg.cfg_tls_cert;
+    ho.ho_tls_key = cfg.cfg_tls_key;
+    if (metrics_setup(&app, &ho, err, sizeof(err)) < 0) {
+        log_warnx("%s", err);
+        goto out_writer;
+    }
     if ((srv = http_start(&ho, &port, err, sizeof(err))) == NULL) {
         log_warnx("%s", err);
         goto out_writer;
@@ -142,28 +259,46 @@ main(int argc, char **argv)
     }
     log_info("patriot-api %s listening on %s port %u, %zu keys",
              PATRIOT_VERSION, cfg.cfg_host, port, keys_count(ks));
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s port %u, %zu keys",
+               cfg.cfg_host, port, keys_count(ks));
+    last_ping = mono_usec();
 
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
+        sig = wait_signal(&sigs, wd_usec, &last_ping);
         if (sig == SIGHUP) {
-            struct keyset *nks = keys_load(cfg.cfg_key_file, err,
-                                           sizeof(err));
+            struct keyset *nks;
+
+            sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                       (unsigned long long)mono_usec());
+            if (log_open_request_log(cfg.cfg_log_file) < 0)
+                log_warn("reload: cannot reopen the request log %s, "
+                         "keeping the old one", cfg.cfg_log_file);
+            nks = keys_load(cfg.cfg_key_file, err, sizeof(err));
             if (nks == NULL) {
                 log_warnx("reload refused, keeping the old keys: %s", err);
+                sd_notify(0, "READY=1\nSTATUS=reload refused, old keys "
+                          "kept (see the log)");
             } else {
-                log_info("reloaded %s: %zu keys", cfg.cfg_key_file,
-                         keys_count(nks));
-                api_set_keys(&app, nks);
+                size_t nkeys = keys_count(nks);
+
+                log_info("reloaded %s: %zu keys", cfg.cfg_key_file, nkeys);
+                make_key_dirs(cfg.cfg_xml_dir, nks);
+                api_set_keys(&app, nks);    /* owns nks now */
+                /* READY only once new requests see the new keys:
+                 * "systemctl reload" returns on it. */
+                sd_notifyf(0, "READY=1\nSTATUS=listening on %s port %u, "
+                           "%zu keys", cfg.cfg_host, port, nkeys);
             }
             continue;
         }
         log_info("signal %d: stopping", sig);
         break;
     }
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     status = 0;
     http_stop(srv, 5000);
 out_writer:
+    metrics_stop(&app);     /* its listener reads the outbox: before it */
     if (app.ap_writer != NULL) {
         uint64_t changes, commits;
 

@@ -4,14 +4,20 @@
  */
 #include "api.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "model.h"
+#include "openapi.h"
 
 /* Per-request state, hung on rq->rq_data. */
 struct ctx {
@@ -33,6 +39,7 @@ ctx_free(void *p)
         return;
     json_decref(c->c_body);
     json_decref(c->c_data);
+    sbuf_free(&c->c_job.wj_body);
     keys_release(c->c_keys);
     free(c);
 }
@@ -51,6 +58,14 @@ void
 api_app_init(struct app *a)
 {
     pthread_mutex_init(&a->ap_mu, NULL);
+    a->ap_openapi = openapi_build(api_routes, api_nroutes, PATRIOT_VERSION,
+                                  &a->ap_openapi_len);
+    if (a->ap_openapi == NULL)
+        log_warnx("openapi: the document could not be built");
+    else if ((a->ap_docs = openapi_docs_page(a->ap_openapi,
+                                             a->ap_openapi_len,
+                                             &a->ap_docs_len)) == NULL)
+        log_warnx("openapi: the docs page could not be built");
 }
 
 void
@@ -77,6 +92,9 @@ api_app_close(struct app *a)
     a->ap_nreaders = 0;
     keys_release(a->ap_keys);
     a->ap_keys = NULL;
+    free(a->ap_openapi);
+    free(a->ap_docs);
+    a->ap_openapi = a->ap_docs = NULL;
     pthread_mutex_destroy(&a->ap_mu);
 }
 
@@ -160,7 +178,7 @@ reply_store_error(struct http_req *rq, int rc, const char *item)
         return http_reply_detail(rq, 409, "User already exists");
     default:
         return http_reply_detail(rq, 503, "Storage temporarily unavailable;"
-                                 " the change was not saved, retry");
+                                 " nothing was changed, retry");
     }
 }
 
@@ -303,24 +321,6 @@ submit(struct http_req *rq, enum store_op op, http_handler cont)
     return 0;
 }
 
-/* Answer with the whole client as it is now. */
-static int
-reply_client(struct http_req *rq, unsigned status)
-{
-    struct ctx *c = ctx_of(rq);
-    struct store *s = reader(rq);
-    int rc;
-
-    if (s == NULL)
-        return reply_store_error(rq, STORE_ERROR, NULL);
-    rq->rq_resp.sb_len = 0;
-    rc = store_read_client(s, c->c_key->k_name, c->c_cid, &rq->rq_resp,
-                           NULL);
-    if (rc != STORE_OK)
-        return reply_store_error(rq, rc, NULL);
-    return http_reply_resp(rq, status);
-}
-
 /* ---- clients -------------------------------------------------------- */
 
 static int
@@ -353,7 +353,12 @@ client_put_done(struct http_req *rq)
 
     if (c->c_job.wj_rc != STORE_OK)
         return reply_store_error(rq, c->c_job.wj_rc, NULL);
-    return reply_client(rq, c->c_job.wj_created ? 201 : 200);
+    /* The writer built the answer in the transaction: no read after the
+     * commit, which could fail and misreport a saved change. */
+    sbuf_free(&rq->rq_resp);
+    rq->rq_resp = c->c_job.wj_body;
+    memset(&c->c_job.wj_body, 0, sizeof(c->c_job.wj_body));
+    return http_reply_resp(rq, c->c_job.wj_created ? 201 : 200);
 }
 
 static int
@@ -366,6 +371,7 @@ client_put(struct http_req *rq)
         return 0;
     c->c_data = json_incref(json_object_get(v, "info"));
     json_decref(v);
+    c->c_job.wj_want_body = 1;
     return submit(rq, STORE_OP_CLIENT_PUT, client_put_done);
 }
 
@@ -379,6 +385,7 @@ client_patch(struct http_req *rq)
         return 0;
     c->c_data = json_incref(json_object_get(v, "info"));
     json_decref(v);
+    c->c_job.wj_want_body = 1;
     return submit(rq, STORE_OP_CLIENT_PATCH, client_put_done);
 }
 
@@ -619,7 +626,8 @@ user_write_done(struct http_req *rq)
         return -1;
     }
     json_decref(o);
-    return http_reply_resp(rq, c->c_job.wj_op == STORE_OP_USER_INSERT ? 201 : 200);
+    return http_reply_resp(rq, c->c_job.wj_op == STORE_OP_USER_INSERT ? 201
+                                                                 : 200);
 }
 
 static int
@@ -724,7 +732,8 @@ import_list(struct http_req *rq)
         state = states[i];
     }
     if (query_int(rq, "after", 0, MODEL_CLIENT_ID_MAX, 0, &after) < 0 ||
-        query_int(rq, "limit", 1, 10000, 1000, &limit) < 0)
+        query_int(rq, "limit", API_IMPORT_LIMIT_MIN, API_IMPORT_LIMIT_MAX,
+                  API_IMPORT_LIMIT_DEFAULT, &limit) < 0)
         return 0;
     if ((s = reader(rq)) == NULL)
         return reply_store_error(rq, STORE_ERROR, NULL);
@@ -735,27 +744,169 @@ import_list(struct http_req *rq)
     return http_reply_resp(rq, 200);
 }
 
+/* ---- service: health, metrics, documentation ---------------------- */
+
+static int
+health_fail(struct http_req *rq, const char *reason)
+{
+    json_t *o = json_pack("{s:s, s:s}", "status", "unavailable", "reason",
+                          reason);
+
+    rq->rq_resp.sb_len = 0;
+    if (o == NULL || sbuf_add_json(&rq->rq_resp, o) < 0) {
+        json_decref(o);
+        return -1;
+    }
+    json_decref(o);
+    return http_reply_resp(rq, 503);
+}
+
+/* 200 when this thread's reader reads the database and a file can be
+ * created in XML_DIR; 503 naming what failed. */
+static int
+healthz(struct http_req *rq)
+{
+    static _Atomic unsigned seq;
+    struct app *a = rq->rq_app;
+    struct store *s = reader(rq);
+    char path[4096], reason[512];
+    int fd;
+
+    if (s == NULL)
+        return health_fail(rq, "database: cannot be opened");
+    if (store_ping(s) < 0) {
+        snprintf(reason, sizeof(reason), "database: %s", store_errmsg(s));
+        return health_fail(rq, reason);
+    }
+    /* A create and an unlink: also true for root, unlike access(W_OK). */
+    snprintf(path, sizeof(path), "%s/.healthz.%ld.%u",
+             a->ap_cfg->cfg_xml_dir, (long)getpid(),
+             atomic_fetch_add(&seq, 1));
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        snprintf(reason, sizeof(reason), "outbox %s is not writable: %s",
+                 a->ap_cfg->cfg_xml_dir, strerror(errno));
+        return health_fail(rq, reason);
+    }
+    close(fd);
+    unlink(path);
+    return http_reply(rq, 200, "{\"status\":\"ok\"}", 15);
+}
+
+/* GET /metrics on the API port: 404 unless METRICS_TOKEN is set. */
+static int
+metrics_get(struct http_req *rq)
+{
+    struct app *a = rq->rq_app;
+
+    switch (metrics_check_token(a->ap_metrics,
+                                http_header(rq,
+                                            MHD_HTTP_HEADER_AUTHORIZATION))) {
+    case -1:
+        return http_reply_detail(rq, 404, "Not Found");
+    case 0:
+        return http_reply_detail(rq, 401, "Not authenticated");
+    default:
+        break;
+    }
+    rq->rq_resp.sb_len = 0;
+    if (metrics_render(a->ap_metrics, reader(rq),
+                       a->ap_outbox ? outbox_queued(a->ap_outbox) : 0,
+                       &rq->rq_resp) < 0)
+        return -1;
+    return http_reply_resp(rq, 200);
+}
+
+static int
+openapi_get(struct http_req *rq)
+{
+    struct app *a = rq->rq_app;
+
+    if (a->ap_openapi == NULL)
+        return -1;
+    return http_reply(rq, 200, a->ap_openapi, a->ap_openapi_len);
+}
+
+static int
+docs_get(struct http_req *rq)
+{
+    struct app *a = rq->rq_app;
+
+    if (a->ap_docs == NULL)
+        return -1;
+    return http_reply(rq, 200, a->ap_docs, a->ap_docs_len);
+}
+
 /* ---- the table ------------------------------------------------------ */
 
+/*
+ * One row per endpoint. Everything GET /openapi.json says comes from here
+ * and from model.c's tables: the body table, the headers and query
+ * (HP_*), the statuses the handler answers (401, 400, 413 and 422 of auth
+ * and bodies are added by openapi.c) and the success schema.
+ */
+#define ROUTE(m, p, h, fl, sum, body, par, st, resp) \
+    {.hr_method = m, .hr_path = p, .hr_handler = h, .hr_flags = fl,     \
+     .hr_summary = sum, .hr_body = body, .hr_params = par,              \
+     .hr_statuses = st, .hr_response = resp}
+
 const struct http_route api_routes[] = {
-    {"GET", "/clients", client_get, 0, "Get a client: info, zones, users"},
-    {"PUT", "/clients", client_put, HR_BODY, "Create or replace a client"},
-    {"PATCH", "/clients", client_patch, HR_BODY, "Change some info fields"},
-    {"DELETE", "/clients", client_delete, HR_BODY, "Delete a client"},
-    {"GET", "/clients/zones", zones_get, 0, "List a client's zones"},
-    {"POST", "/clients/zones/list", zones_list, HR_BODY,
-     "List a client's zones"},
-    {"PUT", "/clients/zones", zone_put, HR_BODY, "Create or replace a zone"},
-    {"DELETE", "/clients/zones", zone_delete, HR_BODY, "Delete a zone"},
-    {"GET", "/clients/users", users_get, 0, "List a client's users"},
-    {"POST", "/clients/users/list", users_list, HR_BODY,
-     "List a client's users"},
-    {"GET", "/clients/users/single", user_single, 0, "Get one user"},
-    {"POST", "/clients/users/get", user_get, HR_BODY, "Get one user"},
-    {"POST", "/clients/users", user_post, HR_BODY, "Create a user"},
-    {"PUT", "/clients/users", user_put, HR_BODY, "Replace a user"},
-    {"DELETE", "/clients/users", user_delete, HR_BODY, "Delete a user"},
-    {"GET", "/clients/import", import_list, 0,
-     "Clients with their Patriot import state"},
+    ROUTE("GET", "/clients", client_get, 0,
+          "Get a client: info, zones, users, import state", NULL,
+          HP_CLIENT_ID, "200 404 422 503", "Client"),
+    ROUTE("PUT", "/clients", client_put, HR_BODY,
+          "Create or replace a client (info replaced whole; zones and users"
+          " kept)", &model_body_client, 0, "201 200 503", "Client"),
+    ROUTE("PATCH", "/clients", client_patch, HR_BODY,
+          "Change some info fields (null clears one)",
+          &model_body_client_patch, 0, "200 404 503", "Client"),
+    ROUTE("DELETE", "/clients", client_delete, HR_BODY,
+          "Delete a client, its zones, users and outbox file",
+          &model_body_client_id, 0, "204 404 503", NULL),
+    ROUTE("GET", "/clients/zones", zones_get, 0, "List a client's zones",
+          NULL, HP_CLIENT_ID, "200 404 422 503", "ZoneList"),
+    ROUTE("POST", "/clients/zones/list", zones_list, HR_BODY,
+          "List a client's zones", &model_body_client_id, 0,
+          "200 404 503", "ZoneList"),
+    ROUTE("PUT", "/clients/zones", zone_put, HR_BODY,
+          "Create or replace a zone", &model_body_zone, 0, "201 404 503",
+          "ZoneResult"),
+    ROUTE("DELETE", "/clients/zones", zone_delete, HR_BODY, "Delete a zone",
+          &model_body_zone_id, 0, "204 404 503", NULL),
+    ROUTE("GET", "/clients/users", users_get, 0, "List a client's users",
+          NULL, HP_CLIENT_ID, "200 404 422 503", "UserList"),
+    ROUTE("POST", "/clients/users/list", users_list, HR_BODY,
+          "List a client's users", &model_body_client_id, 0, "200 404 503",
+          "UserList"),
+    ROUTE("GET", "/clients/users/single", user_single, 0, "Get one user",
+          NULL, HP_CLIENT_ID | HP_USER_NO, "200 404 422 503", "UserResult"),
+    ROUTE("POST", "/clients/users/get", user_get, HR_BODY, "Get one user",
+          &model_body_user_no, 0, "200 404 503", "UserResult"),
+    ROUTE("POST", "/clients/users", user_post, HR_BODY, "Create a user",
+          &model_body_user, 0, "201 404 409 503", "UserResult"),
+    ROUTE("PUT", "/clients/users", user_put, HR_BODY,
+          "Replace a user (whole)", &model_body_user, 0, "200 404 503",
+          "UserResult"),
+    ROUTE("DELETE", "/clients/users", user_delete, HR_BODY, "Delete a user",
+          &model_body_user_no, 0, "204 404 503", NULL),
+    ROUTE("GET", "/clients/import", import_list, 0,
+          "Clients with their Patriot import state", NULL, HP_IMPORT_QUERY,
+          "200 422 503", "ImportList"),
+    ROUTE("GET", "/healthz", healthz, HR_NOAUTH,
+          "Health: the database answers and the outbox is writable", NULL,
+          0, "200 503", "Health"),
+    {.hr_method = "GET", .hr_path = "/metrics", .hr_handler = metrics_get,
+     .hr_flags = HR_NOAUTH | HR_OWNAUTH,
+     .hr_summary = "Prometheus metrics (only with METRICS_TOKEN set;"
+                   " 404 otherwise)",
+     .hr_statuses = "200 404", .hr_response = "text",
+     .hr_content_type = METRICS_CONTENT_TYPE},
+    ROUTE("GET", "/openapi.json", openapi_get, HR_NOAUTH,
+          "This OpenAPI document", NULL, 0, "200", "OpenAPIDocument"),
+    {.hr_method = "GET", .hr_path = "/docs", .hr_handler = docs_get,
+     .hr_flags = HR_NOAUTH,
+     .hr_summary = "A readable reference of this document, with a form to"
+                   " try each endpoint",
+     .hr_statuses = "200", .hr_response = "text",
+     .hr_content_type = "text/html; charset=utf-8"},
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

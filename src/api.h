@@ -22,7 +22,17 @@ struct app {
     struct outbox *ap_outbox;
     struct store **ap_readers;      /* one per HTTP thread, opened lazily */
     size_t ap_nreaders;
+    struct metrics *ap_metrics;     /* metrics_setup(); NULL: none */
+    char *ap_openapi;               /* GET /openapi.json, built at init */
+    size_t ap_openapi_len;
+    char *ap_docs;                  /* GET /docs: the page with the document */
+    size_t ap_docs_len;
 };
+
+/* GET /clients/import ?limit= bounds and default. */
+#define API_IMPORT_LIMIT_MIN 1
+#define API_IMPORT_LIMIT_MAX 10000
+#define API_IMPORT_LIMIT_DEFAULT 1000
 
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;
@@ -30,7 +40,9 @@ extern const size_t api_nroutes;
 /* The auth hook for http_opts.ho_auth. */
 int api_auth(struct http_req *rq);
 
-/* Initialise the app's lock; a's other fields are set by the caller. */
+/* Initialise the app's lock and build the OpenAPI document and the docs
+ * page (on no memory they stay NULL and their routes answer 500); a's
+ * other fields are set by the caller. */
 void api_app_init(struct app *a);
 
 /* Replace the keys (takes ks's reference); requests in flight keep the

@@ -50,7 +50,8 @@ usage(FILE *f)
             "no change\n"
             "  --from-dir     no database: combine the *.xml files under "
             "XML_DIR\n"
-            "  -n, --check    check the configuration and exit\n"
+            "  -n, --check, --check-config\n"
+            "                 check the configuration and exit: 0 ok, 1 not\n"
             "  status         counts per import state, last batch, last "
             "error\n"
             "\n"
@@ -87,6 +88,7 @@ main(int argc, char **argv)
         {"dry-run", no_argument, NULL, 'd'},
         {"from-dir", no_argument, NULL, 'f'},
         {"check", no_argument, NULL, 'n'},
+        {"check-config", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -136,6 +138,8 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    if (check)
+        ret = 1;            /* a failed check answers 1, as nginx -t */
     if (combine_config_load(&cfg, config, err, sizeof(err)) < 0) {
         fprintf(stderr, "patriot-combine: %s\n", err);
         goto done;

@@ -58,11 +58,11 @@ mkparent(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+        if (mkdir(buf, 0770) < 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    if (buf[0] != '\0' && mkdir(buf, 0750) < 0 && errno != EEXIST)
+    if (buf[0] != '\0' && mkdir(buf, 0770) < 0 && errno != EEXIST)
         return -1;
     return 0;
 }
@@ -912,6 +912,8 @@ struct item {
     char *it_id;            /* __id */
     int64_t it_cid, it_version;
     size_t it_off, it_len;  /* the Row in the file / blob */
+    size_t it_xlen;         /* DB mode: bytes of the picked XML */
+    off_t it_out;           /* DB mode: where its Row is in clients.xml */
     unsigned it_moved : 1;  /* its file is in-flight */
     unsigned it_write : 1;  /* last of its __id: written */
     unsigned it_marked : 1;
@@ -1061,10 +1063,13 @@ inflight_path(struct combine *cb, const char *rel)
 }
 
 /* Put an in-flight file back at path unless a newer file is there (link
- * fails with EEXIST), then drop the in-flight name. 0 or -1 (logged). */
+ * fails with EEXIST), then drop the in-flight name. 1 put back, 0 dropped
+ * (a newer file is there), -1 on error (logged). */
 static int
 put_back(struct combine *cb, const char *inflight, const char *path)
 {
+    int rc = 1;
+
     if (link(inflight, path) < 0) {
         if (errno == ENOENT && mkparent(path) == 0 &&
             link(inflight, path) == 0)
@@ -1073,13 +1078,14 @@ put_back(struct combine *cb, const char *inflight, const char *path)
             LOGW("cannot put back %s: %s", inflight, strerror(errno));
             return -1;
         }
+        rc = 0;
     }
 unlink:
     if (unlink(inflight) < 0 && errno != ENOENT) {
         LOGW("cannot remove %s: %s", inflight, strerror(errno));
         return -1;
     }
-    return 0;
+    return rc;
 }
 
 /* Walk dir recursively (skipping dot names) and call fn for every *.xml
@@ -1139,6 +1145,11 @@ done:
     return rc;
 }
 
+/* An in-flight file a killed run left. DB mode: removed, never put back:
+ * it may belong to a client deleted or changed since, and reconcile (step
+ * 3) rewrites the outbox file of every waiting client from the database,
+ * so nothing the database holds depends on it. --from-dir: it is the only
+ * copy: put back unless a newer outbox file exists. */
 static int
 recover_one(void *arg, const char *rel, const struct stat *sb)
 {
@@ -1147,8 +1158,17 @@ recover_one(void *arg, const char *rel, const struct stat *sb)
 
     (void)sb;
     if (in != NULL && out != NULL) {
-        LOGI("putting back %s left in flight by an earlier run", rel);
-        (void)put_back(cb, in, out);
+        if (cb->cb_store != NULL) {
+            LOGI("removing %s left in flight by an earlier run (the "
+                 "database is the truth: reconcile rewrites the files of "
+                 "waiting clients)",
+                 rel);
+            if (unlink(in) < 0 && errno != ENOENT)
+                LOGW("cannot remove %s: %s", in, strerror(errno));
+        } else {
+            LOGI("putting back %s left in flight by an earlier run", rel);
+            (void)put_back(cb, in, out);
+        }
     }
     free(in);
     free(out);
@@ -1234,6 +1254,177 @@ done:
     return rc;
 }
 
+/* ---- settling files against the database (DB mode) ------------------ */
+
+/* The key of an item ("<key>/<id>.xml"). 0 or -1. */
+static int
+item_key(const struct item *it, char *key, size_t len)
+{
+    size_t kl = strcspn(it->it_rel, "/");
+
+    if (kl >= len)
+        return -1;
+    memcpy(key, it->it_rel, kl);
+    key[kl] = '\0';
+    return 0;
+}
+
+/* What the database says now about a client and the bytes of a file. */
+enum verdict {
+    V_ERROR = -1,
+    V_GONE,         /* no such client */
+    V_DIFFERS,      /* its current XML is not these bytes */
+    V_WAITING,      /* these bytes; pending or failed */
+    V_SHIPPED,      /* these bytes; shipped at version */
+    V_OTHER,        /* these bytes; another state or version */
+};
+
+static enum verdict
+db_verdict(struct combine *cb, const char *key, int64_t cid, int64_t version,
+           const char *buf, size_t len)
+{
+    struct store_meta m;
+    enum verdict v = V_ERROR;
+    char *xml = NULL;
+    size_t xlen;
+    int64_t xver;
+    int rc;
+
+    if (store_combine_snapshot_begin(cb->cb_store) < 0)
+        return V_ERROR;
+    rc = store_client_meta(cb->cb_store, key, cid, &m);
+    if (rc == STORE_NOTFOUND) {
+        v = V_GONE;
+        goto done;
+    }
+    if (rc != STORE_OK)
+        goto done;
+    rc = store_get_xml(cb->cb_store, key, cid, &xml, &xlen, &xver);
+    if (rc != STORE_OK && rc != STORE_NOTFOUND)
+        goto done;
+    if (rc == STORE_NOTFOUND || xlen != len || memcmp(xml, buf, len) != 0)
+        v = V_DIFFERS;
+    else if (strcmp(m.sm_state, "pending") == 0 ||
+             strcmp(m.sm_state, "failed") == 0)
+        v = V_WAITING;
+    else if (strcmp(m.sm_state, "shipped") == 0 && m.sm_version == version)
+        v = V_SHIPPED;
+    else
+        v = V_OTHER;
+done:
+    store_combine_snapshot_end(cb->cb_store);
+    free(xml);
+    return v;
+}
+
+/* Link in back to out unless a newer file is there, and drop in. If the
+ * client is gone by then (the API removed its file before the link), the
+ * file linked is removed again: a client deleted meanwhile never gets its
+ * file back. */
+static void
+restore(struct combine *cb, const char *in, const char *out, const char *key,
+        int64_t cid)
+{
+    struct store_meta m;
+    struct stat a, b;
+
+    if (stat(in, &a) < 0 || put_back(cb, in, out) != 1)
+        return;
+    if (store_client_meta(cb->cb_store, key, cid, &m) == STORE_NOTFOUND &&
+        stat(out, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
+        unlink(out) == 0)
+        LOGI("%s: client deleted meanwhile, its file removed", out);
+}
+
+/* DB mode: the in-flight file of an item not marked goes back only if its
+ * client still waits with exactly these bytes. Else it is dropped: the
+ * client was deleted, or changed (the API writes the newer file; reconcile
+ * repairs a missing one). */
+static void
+db_put_back(struct combine *cb, struct item *it)
+{
+    char key[128], *in = inflight_path(cb, it->it_rel);
+    char *out = outbox_path(cb, it->it_rel), *buf = NULL;
+    size_t len;
+
+    if (in == NULL || out == NULL || item_key(it, key, sizeof(key)) < 0)
+        goto done;
+    switch (read_file(in, &buf, &len)) {
+    case 0:
+        break;
+    case 1:
+        it->it_moved = 0;
+        goto done;
+    default:
+        LOGW("cannot read %s: %s", in, strerror(errno));
+        goto done;
+    }
+    switch (db_verdict(cb, key, it->it_cid, it->it_version, buf, len)) {
+    case V_WAITING:
+        restore(cb, in, out, key, it->it_cid);
+        break;
+    case V_ERROR:       /* cannot tell: keep the file, as before */
+        if (put_back(cb, in, out) < 0)
+            goto done;
+        break;
+    default:
+        LOGI("not putting back %s: its client was deleted or changed "
+             "during the run",
+             it->it_rel);
+        if (unlink(in) < 0 && errno != ENOENT) {
+            LOGW("cannot remove %s: %s", in, strerror(errno));
+            goto done;
+        }
+        break;
+    }
+    it->it_moved = 0;
+done:
+    free(buf);
+    free(in);
+    free(out);
+}
+
+/* DB mode, after the mark: the API may have rewritten the outbox file of a
+ * client shipped by this run (a GET while its file was in flight). It is
+ * removed if it holds exactly the XML shipped, and the client is still
+ * shipped at that version; a file that differs is a newer change and
+ * stays. The file is first renamed to its in-flight name, so that a file
+ * the API writes meanwhile is never the one removed. */
+static void
+drop_shipped_copy(struct combine *cb, struct item *it)
+{
+    char key[128], *in = inflight_path(cb, it->it_rel);
+    char *out = outbox_path(cb, it->it_rel), *buf = NULL;
+    size_t len;
+
+    if (in == NULL || out == NULL || item_key(it, key, sizeof(key)) < 0)
+        goto done;
+    if (rename(out, in) < 0) {
+        if (errno != ENOENT || access(out, F_OK) < 0)
+            goto done;  /* no file: the usual case */
+        if (mkparent(in) < 0 || rename(out, in) < 0)
+            goto done;
+    }
+    if (read_file(in, &buf, &len) != 0) {
+        LOGW("cannot read %s: %s", in, strerror(errno));
+        restore(cb, in, out, key, it->it_cid);
+        goto done;
+    }
+    if (db_verdict(cb, key, it->it_cid, it->it_version, buf, len) ==
+        V_SHIPPED) {
+        if (unlink(in) < 0)
+            LOGW("cannot remove %s: %s", in, strerror(errno));
+        else
+            LOGI("removed %s: a copy of what was shipped", it->it_rel);
+    } else {
+        restore(cb, in, out, key, it->it_cid);
+    }
+done:
+    free(buf);
+    free(in);
+    free(out);
+}
+
 static void
 item_put_back(struct combine *cb, struct item *it)
 {
@@ -1241,9 +1432,13 @@ item_put_back(struct combine *cb, struct item *it)
 
     if (!it->it_moved)
         return;
+    if (cb->cb_store != NULL) {
+        db_put_back(cb, it);
+        return;
+    }
     in = inflight_path(cb, it->it_rel);
     out = outbox_path(cb, it->it_rel);
-    if (in != NULL && out != NULL && put_back(cb, in, out) == 0)
+    if (in != NULL && out != NULL && put_back(cb, in, out) >= 0)
         it->it_moved = 0;
     free(in);
     free(out);
@@ -1322,6 +1517,7 @@ pick_one(void *arg, const char *key, int64_t cid, int64_t version,
     it->it_version = version;
     it->it_off = off;
     it->it_len = rlen;
+    it->it_xlen = len;
     return 0;
 }
 
@@ -1498,8 +1694,9 @@ write_db_row(void *arg, const char *key, int64_t cid, int64_t version,
     it = &cb->cb_items[p->p_i++];
     if (!it->it_write)
         return 0;
-    if (it->it_off + it->it_len > len)
+    if (it->it_off + it->it_len > len || (it->it_out = ftello(p->p_f)) < 0)
         return -1;
+    it->it_out += 2;    /* the indent out_row writes */
     return out_row(p->p_f, xml + it->it_off, it->it_len) < 0 ? -1 : 0;
 }
 
@@ -2068,23 +2265,82 @@ done:
 
 /* ---- marking -------------------------------------------------------- */
 
+/*
+ * Inside the mark transaction (the writer lock: nothing changes): 1 if the
+ * client's XML now is the one whose Row this run wrote at it->it_out of
+ * the combined file fd (same version, same length, same Row bytes), 0 if
+ * not, -1 on error. The version alone is not enough: a client deleted and
+ * created again starts at version 1 again.
+ */
 static int
-mark_db(struct combine *cb)
+same_as_written(struct combine *cb, int fd, struct item *it, const char *key)
+{
+    char *xml = NULL, *row = NULL;
+    size_t len;
+    int64_t version;
+    int rc;
+
+    rc = store_get_xml(cb->cb_store, key, it->it_cid, &xml, &len, &version);
+    if (rc == STORE_NOTFOUND)
+        return 0;
+    if (rc != STORE_OK)
+        return -1;
+    rc = 0;
+    if (version != it->it_version)
+        goto done;      /* changed meanwhile: the usual case */
+    if (len != it->it_xlen || it->it_off + it->it_len > len)
+        goto recreated;
+    rc = -1;
+    if ((row = malloc(it->it_len)) == NULL)
+        goto done;
+    if (pread(fd, row, it->it_len, it->it_out) != (ssize_t)it->it_len) {
+        LOGW("cannot read back the Row of %s: %s", it->it_rel,
+             strerror(errno ? errno : EIO));
+        goto done;
+    }
+    if (memcmp(row, xml + it->it_off, it->it_len) == 0) {
+        rc = 1;
+        goto done;
+    }
+recreated:
+    LOGI("%s was deleted and created again during the run (same version, "
+         "other XML): not marked, it ships next run",
+         it->it_rel);
+    rc = 0;
+done:
+    free(row);
+    free(xml);
+    return rc;
+}
+
+static int
+mark_db(struct combine *cb, const char *final)
 {
     size_t i;
-    int changed;
+    int changed, fd;
 
-    if (store_begin(cb->cb_store) < 0)
+    if ((fd = open(final, O_RDONLY | O_CLOEXEC)) < 0) {
+        LOGW("cannot open %s: %s", final, strerror(errno));
         return -1;
+    }
+    if (store_begin(cb->cb_store) < 0) {
+        close(fd);
+        return -1;
+    }
     for (i = 0; i < cb->cb_n; i++) {
         struct item *it = &cb->cb_items[i];
         char key[128];
-        size_t kl = strcspn(it->it_rel, "/");
 
-        if (kl >= sizeof(key))
-            continue;
-        memcpy(key, it->it_rel, kl);
-        key[kl] = '\0';
+        if (!it->it_write || item_key(it, key, sizeof(key)) < 0)
+            continue;   /* no Row of its own in the file: stays waiting */
+        switch (same_as_written(cb, fd, it, key)) {
+        case 1:
+            break;
+        case 0:
+            continue;   /* changed, or deleted and created again */
+        default:
+            goto fail;
+        }
         if (store_combine_mark_shipped(cb->cb_store, key, it->it_cid,
                                        it->it_version, it->it_id,
                                        cb->cb_batch, cb->cb_now_ms,
@@ -2105,10 +2361,12 @@ mark_db(struct combine *cb)
                                cb->cb_batch) != STORE_OK ||
         store_commit(cb->cb_store) < 0)
         goto fail;
+    close(fd);
     return 0;
 fail:
     LOGW("cannot mark the batch shipped: %s", store_errmsg(cb->cb_store));
     store_rollback(cb->cb_store);
+    close(fd);
     for (i = 0; i < cb->cb_n; i++)
         cb->cb_items[i].it_marked = 0;
     cb->cb_stats->cs_marked = 0;
@@ -2267,23 +2525,26 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     }
 
     /* 7. record */
-    if (cb->cb_store != NULL && mark_db(cb) < 0)
+    if (cb->cb_store != NULL && mark_db(cb, final) < 0)
         goto fail_shipped;
     (void)state_write_batch(cb);
     for (i = 0; i < cb->cb_n; i++) {
         struct item *it = &cb->cb_items[i];
         char *in;
 
-        if (!it->it_moved)
-            continue;
         if (cb->cb_store != NULL && !it->it_marked) {
             item_put_back(cb, it);  /* changed meanwhile: still waiting */
             continue;
         }
-        if ((in = inflight_path(cb, it->it_rel)) != NULL && unlink(in) < 0)
-            LOGW("cannot remove %s: %s", in, strerror(errno));
-        free(in);
-        it->it_moved = 0;
+        if (it->it_moved) {
+            if ((in = inflight_path(cb, it->it_rel)) != NULL &&
+                unlink(in) < 0)
+                LOGW("cannot remove %s: %s", in, strerror(errno));
+            free(in);
+            it->it_moved = 0;
+        }
+        if (cb->cb_store != NULL)
+            drop_shipped_copy(cb, it);
     }
     LOGI("batch %s done: %zu clients marked shipped", cb->cb_batch,
          cb->cb_store ? stats->cs_marked : cb->cb_n);

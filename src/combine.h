@@ -4,7 +4,9 @@
  * batch, rotate and upload over SMB, record what shipped.
  *
  * One run (combine_run), DB mode:
- *   1. put back in-flight files a crashed run left (XML_DIR/.inflight/...)
+ *   1. remove in-flight files a killed run left (XML_DIR/.inflight/...):
+ *      step 3 rebuilds waiting clients' files from the database
+ *      (--from-dir: put them back, they are the only copy)
  *   2. SMB on: download the share's clients.xml and results; processed ->
  *      clients imported/failed (failed: logged, re-queued unless changed);
  *      unprocessed -> its Rows are folded into this batch
@@ -17,8 +19,12 @@
  *      the database's outbox XML, last Row per __id wins
  *   6. SMB on: upload to a temporary name, rotate the remote clients.xml to
  *      clients_YYYYMMDD_HHMMSS.xml, rename the upload to clients.xml
- *   7. success: mark shipped (only at the shipped version), client_state.json,
- *      delete in-flight files; failure: mark nothing, put files back.
+ *   7. success: mark shipped only a client whose XML is still the bytes
+ *      written (version alone is not enough: a re-created client is at
+ *      version 1 again), client_state.json, delete in-flight files and an
+ *      outbox copy of exactly what was shipped; a file of a client not
+ *      marked goes back only if it still waits with exactly that XML.
+ *      Failure: mark nothing, settle files the same way.
  * --from-dir mode: no database; the files under XML_DIR are the batch.
  */
 #pragma once

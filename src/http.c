@@ -4,27 +4,113 @@
  *
  * Answer on the second call, never the first (notes/libmicrohttpd.md): a
  * reply queued before the request is complete closes the connection. The
- * only replies queued on the first call are refusals (413, 400) that
- * should close it.
+ * only replies queued on the first call are refusals (400, 401, 413, 429)
+ * that should close it.
+ *
+ * Hostile clients (issue 7). libmicrohttpd has no deadline of its own (its
+ * timeout is for inactivity: a client trickling a byte a second keeps a
+ * connection for ever), so every connection is tracked here from
+ * MHD_CONNECTION_NOTIFY_STARTED to _CLOSED with a deadline: complete
+ * headers within HEADER_TIMEOUT of the connection (or of the previous
+ * reply, plus CONNECTION_TIMEOUT), a body within BODY_TIMEOUT_BASE + 1 s
+ * per 16 KiB, a reply read within the same. A reaper thread looks once a
+ * second and shuts the socket of a connection past its deadline down
+ * (shutdown(2)): MHD sees the error and closes the connection itself, on
+ * its own thread. Framing that two parsers could read differently
+ * (Content-Length with Transfer-Encoding, repeated lengths, codings other
+ * than chunked, two Authorization headers) is refused on the first call,
+ * before any body is read. Rate limits and the client address come from
+ * guard.c.
  */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
+
+/* One open connection, from MHD's STARTED notification to CLOSED. */
+struct conn {
+    struct conn *c_next, *c_prev;       /* hs_conns, under hs_mu */
+    int c_fd;
+    int64_t c_deadline;                 /* monotonic ms, 0: none; atomic */
+    struct guard_addr c_peer;
+};
 
 struct http_server {
     struct MHD_Daemon *hs_daemon;
     struct http_opts hs_opts;
+    struct guard_cfg hs_lim;
+    struct guard_cidrs *hs_trusted;    /* TRUSTED_PROXIES */
+    struct guard_table *hs_keys;       /* token buckets a key */
+    struct guard_table *hs_ips;        /* token buckets an address */
+    struct guard_table *hs_fails;      /* failed auth an address */
+    pthread_mutex_t hs_mu;              /* hs_conns, hs_stopping */
+    pthread_cond_t hs_cv;               /* wakes the reaper to stop */
+    struct conn *hs_conns;
+    int hs_stopping;
+    int hs_reaper_on;
+    pthread_t hs_reaper;
+    int hs_started;                     /* MHD's messages: debug only */
 };
+
+/* A request as this module holds it; handlers see only r_rq. */
+struct req {
+    struct http_req r_rq;               /* first */
+    struct conn *r_conn;                /* NULL if untracked */
+    struct guard_addr r_addr;          /* the client (guard.h) */
+    char r_addr_s[GUARD_ADDR_STRLEN];
+    unsigned r_retry;                   /* Retry-After of a 429 */
+    int r_close;                        /* reply with Connection: close */
+};
+
+#define AUTH_FAIL_WINDOW 60             /* s, for AUTH_FAIL_LIMIT */
+#define SEND_RATE (16 * 1024)           /* bytes/s a deadline allows */
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Give the connection of r until secs from now (0: no deadline). */
+static void
+conn_deadline(struct conn *c, int64_t secs)
+{
+    if (c != NULL)
+        __atomic_store_n(&c->c_deadline, secs > 0 ? mono_ms() + secs * 1000
+                                                  : 0,
+                         __ATOMIC_RELAXED);
+}
+
+/* Seconds to move len bytes of body or reply. */
+static int64_t
+transfer_secs(const struct http_server *srv, unsigned long long len)
+{
+    return (int64_t)srv->hs_lim.gc_body_timeout_base +
+           (int64_t)((len + SEND_RATE - 1) / SEND_RATE);
+}
+
+const char *
+http_client_addr(struct http_req *rq)
+{
+    return ((struct req *)rq)->r_addr_s;
+}
 
 static int64_t
 elapsed_us(const struct timespec *start)
@@ -233,8 +319,9 @@ find_route(const struct http_opts *o, const char *method, const char *url,
 }
 
 static enum MHD_Result
-queue(struct http_req *rq)
+queue(struct http_server *srv, struct http_req *rq)
 {
+    struct req *r = (struct req *)rq;
     struct MHD_Response *resp;
     enum MHD_Result ret;
     size_t len = rq->rq_resp.sb_len;
@@ -255,7 +342,10 @@ queue(struct http_req *rq)
         return MHD_NO;
     if (rq->rq_status != 204)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
+                                rq->rq_status == 200 && rq->rq_route &&
+                                        rq->rq_route->hr_content_type
+                                    ? rq->rq_route->hr_content_type
+                                    : "application/json");
     if (rq->rq_ignored[0] != '\0')
         MHD_add_response_header(resp, "X-Ignored-Fields", rq->rq_ignored);
     if (rq->rq_status == 401)
@@ -263,19 +353,30 @@ queue(struct http_req *rq)
                                 "Bearer");
     if (rq->rq_status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (rq->rq_status == 429) {
+        char ra[16];
+
+        snprintf(ra, sizeof(ra), "%u", r->r_retry > 0 ? r->r_retry : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (r->r_close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* A client that does not read its reply is a slow client too. */
+    conn_deadline(r->r_conn, transfer_secs(srv, len));
     ret = MHD_queue_response(rq->rq_conn, rq->rq_status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-/* Content-Length over the limit, or not a number: refuse before reading. */
+/* Content-Length over the limit, or not a number: refuse before reading.
+ * *len gets the length (0 without one). */
 static int
-check_length(struct http_req *rq)
+check_length(struct http_req *rq, const char *cl, unsigned long long *len)
 {
-    const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long n = 0;
     const char *p;
 
+    *len = 0;
     if (cl == NULL)
         return 0;
     for (p = cl; *p; p++) {
@@ -291,6 +392,155 @@ check_length(struct http_req *rq)
     }
     if (n > HTTP_MAX_BODY) {
         http_reply_detail(rq, 413, "Request body larger than 1 MiB");
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+#define XFF_MAX 8           /* X-Forwarded-For headers looked at */
+
+/* What the first call needs from the header block, in one pass. */
+struct hdr_scan {
+    unsigned hs_n_cl, hs_n_te, hs_n_auth;
+    const char *hs_cl, *hs_te;
+    const char *hs_xff[XFF_MAX];
+    size_t hs_n_xff;
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+            const char *value)
+{
+    struct hdr_scan *h = cls;
+
+    (void)kind;
+    if (key == NULL)
+        return MHD_YES;
+    switch (key[0] | 0x20) {
+    case 'a':
+        h->hs_n_auth += strcasecmp(key, "Authorization") == 0;
+        break;
+    case 'c':
+        if (strcasecmp(key, "Content-Length") == 0)
+            h->hs_n_cl++, h->hs_cl = value;
+        break;
+    case 't':
+        if (strcasecmp(key, "Transfer-Encoding") == 0)
+            h->hs_n_te++, h->hs_te = value;
+        break;
+    case 'x':
+        if (strcasecmp(key, "X-Forwarded-For") == 0 &&
+            h->hs_n_xff < XFF_MAX)
+            h->hs_xff[h->hs_n_xff++] = value;
+        break;
+    }
+    return MHD_YES;
+}
+
+/*
+ * The first call (headers complete): the client's address, framing, the
+ * length, the address's request rate, and the connection's deadline for
+ * the body. Returns 0 to go on, or -1 with a refusal set (the connection
+ * is then closed).
+ */
+static int
+first_call(struct http_server *srv, struct req *r)
+{
+    struct http_req *rq = &r->r_rq;
+    const struct guard_cfg *gc = &srv->hs_lim;
+    struct hdr_scan h;
+    struct guard_addr peer;
+    unsigned long long len;
+    unsigned wait;
+
+    memset(&h, 0, sizeof(h));
+    MHD_get_connection_values(rq->rq_conn, MHD_HEADER_KIND, scan_header, &h);
+    if (r->r_conn != NULL) {
+        peer = r->r_conn->c_peer;
+    } else {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            rq->rq_conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        guard_addr_from_sockaddr(ci != NULL ? ci->client_addr : NULL,
+                                  &peer);
+    }
+    guard_client_addr(srv->hs_trusted, &peer, h.hs_xff, h.hs_n_xff,
+                       &r->r_addr);
+    guard_addr_format(&r->r_addr, r->r_addr_s, sizeof(r->r_addr_s));
+    if (h.hs_n_auth > 1)
+        return http_reply_detail(rq, 401, "More than one Authorization"
+                                 " header"), -1;
+    if (h.hs_n_cl > 1)
+        return http_reply_detail(rq, 400, "More than one Content-Length"
+                                 " header"), -1;
+    if (h.hs_n_te > 1)
+        return http_reply_detail(rq, 400, "More than one Transfer-Encoding"
+                                 " header"), -1;
+    if (h.hs_n_cl > 0 && h.hs_n_te > 0)
+        return http_reply_detail(rq, 400, "Both Content-Length and"
+                                 " Transfer-Encoding"), -1;
+    if (h.hs_n_te > 0 && strcasecmp(h.hs_te, "chunked") != 0)
+        return http_reply_detail(rq, 400, "Transfer-Encoding other than"
+                                 " chunked"), -1;
+    if (check_length(rq, h.hs_cl, &len) < 0)
+        return -1;
+    if (gc->gc_rate_ip > 0 &&
+        (wait = guard_take(srv->hs_ips, &r->r_addr, sizeof(r->r_addr),
+                            gc->gc_rate_ip, gc->gc_burst_ip,
+                            (int64_t)rq->rq_start.tv_sec * 1000000 +
+                                rq->rq_start.tv_nsec / 1000)) > 0) {
+        r->r_retry = wait;
+        return http_reply_detail(rq, 429, "Too many requests from this"
+                                 " address"), -1;
+    }
+    /* A chunked body may be as long as the limit. */
+    if (h.hs_n_te > 0)
+        len = HTTP_MAX_BODY;
+    conn_deadline(r->r_conn, len > 0 ? transfer_secs(srv, len) : 0);
+    return 0;
+}
+
+static int64_t
+req_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Authenticate rq (a route that needs it) and apply the key's rate and the
+ * address's failure limit. Returns 0 to go on, or -1 with a reply set.
+ */
+static int
+authorize(struct http_server *srv, struct req *r)
+{
+    const struct http_opts *o = &srv->hs_opts;
+    const struct guard_cfg *gc = &srv->hs_lim;
+    struct http_req *rq = &r->r_rq;
+    unsigned wait, n;
+    const char *k;
+
+    if (o->ho_auth(rq) < 0) {
+        if (rq->rq_status != 401 || gc->gc_auth_fail_max == 0)
+            return -1;
+        n = guard_fail(srv->hs_fails, &r->r_addr, sizeof(r->r_addr),
+                        AUTH_FAIL_WINDOW, req_now_us(), &wait);
+        if (n > gc->gc_auth_fail_max) {
+            r->r_retry = wait;
+            http_reply_detail(rq, 429, "Too many failed authentications"
+                              " from this address");
+        }
+        return -1;
+    }
+    k = rq->rq_key_name;
+    if (gc->gc_rate_key > 0 && k != NULL &&
+        (wait = guard_take(srv->hs_keys, k, strlen(k), gc->gc_rate_key,
+                            gc->gc_burst_key, req_now_us())) > 0) {
+        r->r_retry = wait;
+        http_reply_detail(rq, 429, "Too many requests for this key");
         return -1;
     }
     return 0;
@@ -311,7 +561,7 @@ dispatch(struct http_server *srv, struct http_req *rq)
         return;
     }
     if (!(rq->rq_route->hr_flags & HR_NOAUTH) && o->ho_auth != NULL &&
-        o->ho_auth(rq) < 0)
+        authorize(srv, (struct req *)rq) < 0)
         return;
     if (rq->rq_body_over) {
         http_reply_detail(rq, 413, "Request body larger than 1 MiB");
@@ -331,16 +581,25 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 
     (void)version;
     if (rq == NULL) {
-        if ((rq = calloc(1, sizeof(*rq))) == NULL)
+        struct req *r = calloc(1, sizeof(*r));
+        const union MHD_ConnectionInfo *ci;
+
+        if (r == NULL)
             return MHD_NO;
+        rq = &r->r_rq;
         clock_gettime(CLOCK_MONOTONIC, &rq->rq_start);
         rq->rq_app = srv->hs_opts.ho_app;
         rq->rq_conn = conn;
         rq->rq_method = method;
         rq->rq_url = url;
         *req_cls = rq;
-        if (check_length(rq) < 0)
-            return queue(rq);       /* refused: MHD closes the connection */
+        ci = MHD_get_connection_info(conn,
+                                     MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->r_conn = ci != NULL ? ci->socket_context : NULL;
+        if (first_call(srv, r) < 0) {
+            r->r_close = 1;
+            return queue(srv, rq);  /* refused: the connection closes */
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -357,6 +616,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The request is in: no deadline while it is handled. */
+    conn_deadline(((struct req *)rq)->r_conn, 0);
     if (rq->rq_suspended) {
         /* Resumed: the continuation sets the reply. */
         rq->rq_suspended = 0;
@@ -369,7 +630,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
         return MHD_YES;
     if (!rq->rq_replied)
         http_reply_detail(rq, 500, "Internal error");
-    return queue(rq);
+    return queue(srv, rq);
 }
 
 static void
@@ -378,17 +639,22 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct http_server *srv = cls;
     struct http_req *rq = *req_cls;
+    struct req *r = (struct req *)rq;
     unsigned status;
     int64_t usec;
 
     (void)conn;
     if (rq == NULL)
         return;
+    /* Kept alive: the next request's headers are due within the idle
+     * timeout plus the header timeout (MHD closes it idle before). */
+    conn_deadline(r->r_conn, (int64_t)srv->hs_opts.ho_conn_timeout +
+                                 srv->hs_lim.gc_header_timeout);
     status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? rq->rq_status : 499;
     usec = elapsed_us(&rq->rq_start);
     log_request(rq->rq_key_name, rq->rq_method, rq->rq_url,
                 rq->rq_client[0] ? rq->rq_client : NULL, status,
-                (long long)usec);
+                (long long)usec, r->r_addr_s[0] ? r->r_addr_s : NULL);
     if (srv->hs_opts.ho_on_done != NULL)
         srv->hs_opts.ho_on_done(rq, status, usec);
     if (rq->rq_data_free != NULL)
@@ -408,6 +674,222 @@ on_panic(void *cls, const char *file, unsigned int line, const char *reason)
     abort();
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: track every connection and its deadline
+ * for complete headers. */
+static void
+on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    struct conn *c = *socket_context;
+    const union MHD_ConnectionInfo *ci;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if ((c = calloc(1, sizeof(*c))) == NULL)
+            return;         /* untracked: MHD's own limits still hold */
+        ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->c_fd = ci != NULL ? ci->connect_fd : -1;
+        ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        guard_addr_from_sockaddr(ci != NULL ? ci->client_addr : NULL,
+                                  &c->c_peer);
+        conn_deadline(c, srv->hs_lim.gc_header_timeout);
+        pthread_mutex_lock(&srv->hs_mu);
+        c->c_next = srv->hs_conns;
+        if (c->c_next != NULL)
+            c->c_next->c_prev = c;
+        srv->hs_conns = c;
+        pthread_mutex_unlock(&srv->hs_mu);
+        *socket_context = c;
+        return;
+    }
+    if (c == NULL)
+        return;
+    /* MHD closes the socket after this returns: the reaper, which holds
+     * hs_mu while it shuts sockets down, never sees a closed one. */
+    pthread_mutex_lock(&srv->hs_mu);
+    if (c->c_prev != NULL)
+        c->c_prev->c_next = c->c_next;
+    else
+        srv->hs_conns = c->c_next;
+    if (c->c_next != NULL)
+        c->c_next->c_prev = c->c_prev;
+    pthread_mutex_unlock(&srv->hs_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Once a second: shut down every connection past its deadline. */
+static void *
+reaper_main(void *arg)
+{
+    struct http_server *srv = arg;
+    unsigned long total = 0;
+
+    pthread_mutex_lock(&srv->hs_mu);
+    while (!srv->hs_stopping) {
+        struct timespec ts;
+        int64_t now = mono_ms(), dl;
+        unsigned n = 0;
+        struct conn *c;
+
+        for (c = srv->hs_conns; c != NULL; c = c->c_next) {
+            dl = __atomic_load_n(&c->c_deadline, __ATOMIC_RELAXED);
+            if (dl == 0 || dl > now || c->c_fd < 0)
+                continue;
+            shutdown(c->c_fd, SHUT_RDWR);
+            __atomic_store_n(&c->c_deadline, 0, __ATOMIC_RELAXED);
+            n++;
+        }
+        if (n > 0) {
+            total += n;
+            log_info("closed %u connection%s past the header, body or reply"
+                     " deadline (%lu so far)", n, n == 1 ? "" : "s", total);
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&srv->hs_cv, &srv->hs_mu, &ts);
+    }
+    pthread_mutex_unlock(&srv->hs_mu);
+    return NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* MHD's own messages: the reason a start fails (a bad certificate), else
+ * debug only (a client can cause them). */
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *srv = cls;
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (__atomic_load_n(&srv->hs_started, __ATOMIC_RELAXED))
+        log_debug("libmicrohttpd: %s", msg);
+    else
+        log_warnx("libmicrohttpd: %s", msg);
+}
+
+#define PEM_MAX (1024 * 1024)
+
+/* Read a PEM file (NUL-terminated, caller frees and wipes) or NULL with a
+ * message in err. what names it for the message. */
+static char *
+read_pem(const char *path, const char *what, const char *marker,
+         size_t *lenp, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    ssize_t n;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    if ((buf = malloc(PEM_MAX + 1)) == NULL) {
+        snprintf(err, errlen, "%s %s: out of memory", what, path);
+        goto fail;
+    }
+    while (len < PEM_MAX &&
+           (n = read(fd, buf + len, PEM_MAX - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+            goto fail;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    if (len >= PEM_MAX || strlen(buf) != len ||
+        strstr(buf, "-----BEGIN ") == NULL || strstr(buf, marker) == NULL) {
+        snprintf(err, errlen, "%s %s: not a PEM file with a %s", what, path,
+                 marker);
+        goto fail;
+    }
+    close(fd);
+    *lenp = len;
+    return buf;
+fail:
+    if (buf != NULL) {
+        explicit_bzero(buf, len);
+        free(buf);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void
+server_free(struct http_server *srv)
+{
+    if (srv == NULL)
+        return;
+    guard_cidrs_free(srv->hs_trusted);
+    guard_table_free(srv->hs_keys);
+    guard_table_free(srv->hs_ips);
+    guard_table_free(srv->hs_fails);
+    pthread_cond_destroy(&srv->hs_cv);
+    pthread_mutex_destroy(&srv->hs_mu);
+    free(srv);
+}
+
+/* TLS paths from the options or the environment; "" counts as unset.
+ * 0, or -1 with err when only one is given. */
+static int
+tls_paths(const char *cert_opt, const char *key_opt, const char **cert,
+          const char **key, char *err, size_t errlen)
+{
+    *cert = cert_opt != NULL ? cert_opt : getenv("TLS_CERT");
+    *key = key_opt != NULL ? key_opt : getenv("TLS_KEY");
+    if (*cert != NULL && (*cert)[0] == '\0')
+        *cert = NULL;
+    if (*key != NULL && (*key)[0] == '\0')
+        *key = NULL;
+    if ((*cert == NULL) != (*key == NULL)) {
+        snprintf(err, errlen, "HTTPS needs both --tls-cert and --tls-key"
+                 " (TLS_CERT, TLS_KEY)");
+        return -1;
+    }
+    return 0;
+}
+
+int
+http_check_settings(const char *tls_cert, const char *tls_key, char *err,
+                    size_t errlen)
+{
+    struct guard_cfg gc;
+    struct guard_cidrs *cs;
+    const char *cert_path, *key_path;
+    char *buf;
+    size_t len;
+
+    if (guard_cfg_from_env(&gc, err, errlen) < 0)
+        return -1;
+    if ((cs = guard_cidrs_parse(gc.gc_trusted, err, errlen)) == NULL)
+        return -1;
+    guard_cidrs_free(cs);
+    if (tls_paths(tls_cert, tls_key, &cert_path, &key_path, err, errlen) < 0)
+        return -1;
+    if (cert_path == NULL)
+        return 0;
+    if ((buf = read_pem(cert_path, "--tls-cert", "CERTIFICATE", &len, err,
+                        errlen)) == NULL)
+        return -1;
+    free(buf);
+    if ((buf = read_pem(key_path, "--tls-key", "PRIVATE KEY", &len, err,
+                        errlen)) == NULL)
+        return -1;
+    explicit_bzero(buf, len);
+    free(buf);
+    return 0;
+}
+
 struct http_server *
 http_start(const struct http_opts *o, unsigned *port_out, char *err,
            size_t errlen)
@@ -417,8 +899,14 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem tls[3];
+    const char *cert_path, *key_path;
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    unsigned per_ip;
 
     memset(&ss, 0, sizeof(ss));
     if (inet_pton(AF_INET, o->ho_host, &sin->sin_addr) == 1) {
@@ -437,7 +925,48 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&srv->hs_mu, NULL);
+    pthread_cond_init(&srv->hs_cv, NULL);
     srv->hs_opts = *o;
+    if (guard_cfg_from_env(&srv->hs_lim, err, errlen) < 0)
+        goto fail;
+    if ((srv->hs_trusted = guard_cidrs_parse(srv->hs_lim.gc_trusted, err,
+                                              errlen)) == NULL)
+        goto fail;
+    if ((srv->hs_keys = guard_table_new(256)) == NULL ||
+        (srv->hs_ips = guard_table_new(4096)) == NULL ||
+        (srv->hs_fails = guard_table_new(4096)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    log_set_format(strcmp(srv->hs_lim.gc_log_format, "json") == 0
+                       ? LOG_FMT_JSON
+                       : LOG_FMT_TEXT);
+    per_ip = o->ho_per_ip_limit > 0 ? o->ho_per_ip_limit
+                                    : srv->hs_lim.gc_per_ip_conns;
+    /* TLS: flags (--tls-cert, --tls-key) or TLS_CERT / TLS_KEY. */
+    if (tls_paths(o->ho_tls_cert, o->ho_tls_key, &cert_path, &key_path, err,
+                  errlen) < 0)
+        goto fail;
+    memset(tls, 0, sizeof(tls));
+    tls[0].option = MHD_OPTION_END;
+    if (cert_path != NULL) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, errlen, "--tls-cert: this libmicrohttpd has no TLS");
+            goto fail;
+        }
+        if ((cert = read_pem(cert_path, "--tls-cert", "CERTIFICATE",
+                             &cert_len, err, errlen)) == NULL ||
+            (key = read_pem(key_path, "--tls-key", "PRIVATE KEY", &key_len,
+                            err, errlen)) == NULL)
+            goto fail;
+        flags |= MHD_USE_TLS;
+        tls[0].option = MHD_OPTION_HTTPS_MEM_KEY;
+        tls[0].ptr_value = key;
+        tls[1].option = MHD_OPTION_HTTPS_MEM_CERT;
+        tls[1].ptr_value = cert;
+        tls[2].option = MHD_OPTION_END;
+    }
     /* libmicrohttpd 0.9.75 traps (notes/libmicrohttpd.md): one epoll
      * thread stalls when 128 connections are ready at once, and the
      * connection limit is split across the pool: keep each worker under
@@ -456,21 +985,59 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->ho_threads),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->ho_conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->ho_per_ip_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->ho_conn_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
+    /* GnuTLS has its own copy now. */
+    if (key != NULL)
+        explicit_bzero(key, key_len);
+    free(key);
+    key = NULL;
+    free(cert);
+    cert = NULL;
     if (srv->hs_daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s port %u: %s", o->ho_host,
-                 o->ho_port, strerror(errno));
-        free(srv);
-        return NULL;
+        if (cert_path != NULL)
+            snprintf(err, errlen, "cannot start HTTPS on %s port %u: the"
+                     " certificate (%s) or key (%s) is invalid or they do"
+                     " not match, or the port is taken (see the"
+                     " libmicrohttpd message above)", o->ho_host,
+                     o->ho_port, cert_path, key_path);
+        else
+            snprintf(err, errlen, "cannot listen on %s port %u: %s",
+                     o->ho_host, o->ho_port, strerror(errno));
+        goto fail;
     }
+    __atomic_store_n(&srv->hs_started, 1, __ATOMIC_RELAXED);
+    if (pthread_create(&srv->hs_reaper, NULL, reaper_main, srv) != 0) {
+        snprintf(err, errlen, "cannot start the reaper thread");
+        MHD_stop_daemon(srv->hs_daemon);
+        goto fail;
+    }
+    srv->hs_reaper_on = 1;
     info = MHD_get_daemon_info(srv->hs_daemon, MHD_DAEMON_INFO_BIND_PORT);
     *port_out = info ? info->port : o->ho_port;
+    log_info("limits: headers %u s, body %u s + 1 s/16 KiB, %u connections"
+             " (%u an address), %u req/s a key, %u req/s an address, %u"
+             " failed logins a minute, %zu trusted proxies, %s%s log",
+             srv->hs_lim.gc_header_timeout, srv->hs_lim.gc_body_timeout_base,
+             o->ho_conn_limit, per_ip, srv->hs_lim.gc_rate_key,
+             srv->hs_lim.gc_rate_ip, srv->hs_lim.gc_auth_fail_max,
+             guard_cidrs_count(srv->hs_trusted),
+             cert_path != NULL ? "HTTPS, " : "", srv->hs_lim.gc_log_format);
     return srv;
+fail:
+    if (key != NULL)
+        explicit_bzero(key, key_len);
+    free(key);
+    free(cert);
+    server_free(srv);
+    return NULL;
 }
 
 void
@@ -490,6 +1057,19 @@ http_stop(struct http_server *srv, unsigned grace_ms)
         usleep(10000);
         waited += 10;
     }
+    if (srv->hs_reaper_on) {
+        pthread_mutex_lock(&srv->hs_mu);
+        srv->hs_stopping = 1;
+        pthread_cond_signal(&srv->hs_cv);
+        pthread_mutex_unlock(&srv->hs_mu);
+        pthread_join(srv->hs_reaper, NULL);
+    }
     MHD_stop_daemon(srv->hs_daemon);
-    free(srv);
+    while (srv->hs_conns != NULL) {     /* none, unless MHD skipped one */
+        struct conn *c = srv->hs_conns;
+
+        srv->hs_conns = c->c_next;
+        free(c);
+    }
+    server_free(srv);
 }

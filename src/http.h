@@ -26,13 +26,38 @@ typedef int (*http_handler)(struct http_req *rq);
 
 #define HR_BODY 0x1         /* route takes a JSON body */
 #define HR_NOAUTH 0x2       /* route needs no API key */
+#define HR_OWNAUTH 0x4      /* with HR_NOAUTH: the handler checks a bearer
+                               token of its own (GET /metrics) */
 
+/* Request parameters of a route besides its body (struct http_route
+ * hr_params), for the OpenAPI document. */
+#define HP_CLIENT_ID 0x1    /* header X-Client-Id (required) */
+#define HP_USER_NO 0x2      /* header X-User-No (required) */
+#define HP_IMPORT_QUERY 0x4 /* query ?state= &after= &limit= */
+
+/*
+ * One endpoint. Besides what the dispatcher needs, a route carries what
+ * the OpenAPI document (openapi.c) says about it, so that the document is
+ * generated from the table the server runs on and cannot drift.
+ */
 struct http_route {
     const char *hr_method;
     const char *hr_path;
     http_handler hr_handler;
     unsigned hr_flags;
     const char *hr_summary;     /* one line, for docs and logs */
+    const struct mtable *hr_body;   /* HR_BODY: the body's field table */
+    unsigned hr_params;         /* HP_* */
+    /* Statuses the handler answers, space-separated ("201 200 404"); the
+     * first is the success. 400 and 429 (any route), 401 (routes with
+     * auth), 413 and 422 (routes with a body) are added by the document
+     * generator (openapi.c route_statuses). */
+    const char *hr_statuses;
+    /* Schema of the success body (a name in openapi.c's components), or
+     * NULL for none (204) */
+    const char *hr_response;
+    /* Content-Type of a 200 answer; NULL: application/json */
+    const char *hr_content_type;
 };
 
 struct http_req {
@@ -77,6 +102,13 @@ struct http_opts {
      * May be NULL. Must not block. */
     void (*ho_on_done)(struct http_req *rq, unsigned status, int64_t usec);
     void *ho_app;
+    /* HTTPS: PEM files, read once at start (--tls-cert, --tls-key); NULL:
+     * the TLS_CERT / TLS_KEY environment variables, else plain HTTP. The
+     * other limits (HEADER_TIMEOUT, RATE_LIMIT_KEY, TRUSTED_PROXIES, ...)
+     * come from the environment: see guard.h. ho_per_ip_limit 0 means
+     * MAX_CONNECTIONS_PER_IP (default 32; 0 behind TRUSTED_PROXIES). */
+    const char *ho_tls_cert;
+    const char *ho_tls_key;
 };
 
 /*
@@ -93,9 +125,24 @@ void http_json_init(void);
 struct http_server *http_start(const struct http_opts *o, unsigned *port_out,
                                char *err, size_t errlen);
 
+/*
+ * For --check-config: the limits' environment variables (guard.h), the
+ * trusted proxies, and the TLS files (tls_cert/tls_key as for
+ * ho_tls_cert/ho_tls_key: NULL means TLS_CERT/TLS_KEY) can be read and look
+ * like PEM. Does not prove that the key matches the certificate (start-up
+ * does). Returns 0, or -1 with a message naming the setting in err.
+ */
+int http_check_settings(const char *tls_cert, const char *tls_key,
+                        char *err, size_t errlen);
+
 /* Stop accepting, let requests in flight finish (up to grace_ms), stop.
  * NULL-safe. */
 void http_stop(struct http_server *srv, unsigned grace_ms);
+
+/* The client's address as text ("192.0.2.7", "2001:db8::1"): the peer,
+ * or from X-Forwarded-For when the peer is a trusted proxy (guard.h).
+ * Borrowed, valid during the request. */
+const char *http_client_addr(struct http_req *rq);
 
 /* A request header's value (borrowed, valid during the request) or NULL. */
 const char *http_header(struct http_req *rq, const char *name);

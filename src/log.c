@@ -26,6 +26,7 @@ static pthread_mutex_t log_mtx = PTHREAD_MUTEX_INITIALIZER;
 static int log_req_fd = -1;         /* request log; under log_mtx */
 static int log_min_level = LOG_LVL_INFO;    /* atomic */
 static int log_req_echo = 1;                /* atomic */
+static int log_req_format = LOG_FMT_TEXT;   /* atomic */
 
 static const char *const log_level_names[] = {
     [LOG_LVL_DEBUG] = "debug",
@@ -164,6 +165,13 @@ log_set_request_echo(int on)
     __atomic_store_n(&log_req_echo, on != 0, __ATOMIC_RELAXED);
 }
 
+/* Set the request log's format. */
+void
+log_set_format(enum log_format fmt)
+{
+    __atomic_store_n(&log_req_format, (int)fmt, __ATOMIC_RELAXED);
+}
+
 /*
  * Open path for request lines (O_APPEND|O_CREAT, 0640), replacing any log
  * already open, so calling it again reopens a rotated file. NULL or "" just
@@ -258,19 +266,143 @@ log_warnx(const char *fmt, ...)
     errno = e;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t
+log_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len, i;
+    unsigned cp;
+
+    if (c < 0xC2 || c > 0xF4)
+        return 0;
+    len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (len > n)
+        return 0;
+    cp = c & (0x3F >> (len - 1));
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/*
+ * Append src as a JSON string (quotes included) to dst, or null when src
+ * is NULL. Valid UTF-8 is kept, each invalid byte becomes U+FFFD, and
+ * quotes, backslashes and control characters are escaped. Past max source
+ * bytes or out of room, the string ends in "...".
+ */
+static void
+log_json_str(char *dst, size_t cap, size_t *pos, const char *src,
+             size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t i = 0, n, p = *pos;
+
+    if (src == NULL) {          /* the caller keeps room for this */
+        memcpy(dst + p, "null", 4);
+        *pos = p + 4;
+        return;
+    }
+    n = strlen(src);
+    if (p + 8 >= cap) {         /* the caller keeps room for this */
+        memcpy(dst + p, "\"...\"", 5);
+        *pos = p + 5;
+        return;
+    }
+    dst[p++] = '"';
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t u = c >= 0x80 ? log_utf8_len(s + i, n - i) : 1;
+        size_t need = c < 0x20 || c == 0x7F ? 6
+                      : c == '"' || c == '\\' ? 2
+                      : u == 0 ? 3 : u;
+
+        if (i >= max || p + need + 4 >= cap) {
+            memcpy(dst + p, "...", 3);
+            p += 3;
+            break;
+        }
+        if (c < 0x20 || c == 0x7F) {
+            memcpy(dst + p, "\\u00", 4);
+            dst[p + 4] = hex[c >> 4];
+            dst[p + 5] = hex[c & 0xF];
+        } else if (c == '"' || c == '\\') {
+            dst[p] = '\\';
+            dst[p + 1] = (char)c;
+        } else if (u == 0) {
+            memcpy(dst + p, "\xEF\xBF\xBD", 3);     /* U+FFFD */
+            u = 1;
+        } else {
+            memcpy(dst + p, s + i, u);
+        }
+        p += need;
+        i += u;
+    }
+    dst[p++] = '"';
+    *pos = p;
+}
+
+/* The JSON form of a request line into line (LOG_LINE_MAX); its length. */
+static size_t
+log_request_json(char *line, const char *ts, const char *key_name,
+                 const char *method, const char *path,
+                 const char *client_id, unsigned status, long long usec,
+                 const char *addr)
+{
+    /* The room kept at the end (256 bytes) always holds the names, the
+     * numbers, the address and the closing brace. */
+    size_t cap = LOG_LINE_MAX - 256, pos = 0;
+    int n;
+
+    n = snprintf(line, LOG_LINE_MAX, "{\"time\":\"%s\",\"key\":", ts);
+    pos = n > 0 ? (size_t)n : 0;
+    log_json_str(line, cap, &pos, key_name, LOG_FIELD_MAX);
+    memcpy(line + pos, ",\"method\":", 10);
+    pos += 10;
+    log_json_str(line, cap, &pos, method, 32);
+    memcpy(line + pos, ",\"path\":", 8);
+    pos += 8;
+    log_json_str(line, cap, &pos, path, LOG_FIELD_MAX);
+    memcpy(line + pos, ",\"client\":", 10);
+    pos += 10;
+    log_json_str(line, cap, &pos, client_id, 64);
+    n = snprintf(line + pos, LOG_LINE_MAX - pos,
+                 ",\"status\":%u,\"us\":%lld,\"addr\":", status, usec);
+    pos += n > 0 ? (size_t)n : 0;
+    log_json_str(line, LOG_LINE_MAX - 3, &pos, addr, 64);
+    line[pos++] = '}';
+    line[pos++] = '\n';
+    return pos;
+}
+
 /*
  * One request line, to the request log (one write(2)) and, unless echo is
  * off, to stderr. All strings are borrowed; method, path and the ids may
- * come from the client and are escaped; NULL shows as "-".
+ * come from the client and are escaped; NULL shows as "-" (text) or null
+ * (JSON).
  */
 void
 log_request(const char *key_name, const char *method, const char *path,
-            const char *client_id, unsigned status, long long usec)
+            const char *client_id, unsigned status, long long usec,
+            const char *addr)
 {
     char line[LOG_LINE_MAX], ts[96];
     size_t pos;
     int e = errno, n, echo;
 
+    log_timestamp(ts, sizeof ts);
+    if (__atomic_load_n(&log_req_format, __ATOMIC_RELAXED) == LOG_FMT_JSON) {
+        pos = log_request_json(line, ts, key_name, method, path, client_id,
+                               status, usec, addr);
+        goto write;
+    }
     if (key_name == NULL)
         key_name = "-";
     if (method == NULL)
@@ -279,28 +411,29 @@ log_request(const char *key_name, const char *method, const char *path,
         path = "-";
     if (client_id == NULL)
         client_id = "-";
-    log_timestamp(ts, sizeof ts);
+    if (addr == NULL)
+        addr = "-";
     n = snprintf(line, sizeof line, "%s key=", ts);
     pos = n > 0 ? (size_t)n : 0;
-    /* The room kept at the end (64 bytes) always holds status and time. */
-    log_escape(line, sizeof line - 64, &pos, key_name, strlen(key_name),
+    /* The room kept at the end (128 bytes) always holds status, time and
+     * the address. */
+    log_escape(line, sizeof line - 128, &pos, key_name, strlen(key_name),
                LOG_FIELD_MAX, 1);
     line[pos++] = ' ';
-    log_escape(line, sizeof line - 64, &pos, method, strlen(method), 32, 1);
+    log_escape(line, sizeof line - 128, &pos, method, strlen(method), 32, 1);
     line[pos++] = ' ';
-    log_escape(line, sizeof line - 64, &pos, path, strlen(path),
+    log_escape(line, sizeof line - 128, &pos, path, strlen(path),
                LOG_FIELD_MAX, 1);
     n = snprintf(line + pos, sizeof line - pos, " client=");
     pos += n > 0 ? (size_t)n : 0;
-    log_escape(line, sizeof line - 64, &pos, client_id, strlen(client_id),
+    log_escape(line, sizeof line - 128, &pos, client_id, strlen(client_id),
                64, 1);
-    n = snprintf(line + pos, sizeof line - pos, " %u %lldus\n", status,
+    n = snprintf(line + pos, sizeof line - pos, " %u %lldus addr=", status,
                  usec);
-    if (n > 0)
-        pos += (size_t)n < sizeof line - pos ? (size_t)n
-                                               : sizeof line - pos - 1;
-    if (line[pos - 1] != '\n')
-        line[pos - 1] = '\n';
+    pos += n > 0 ? (size_t)n : 0;
+    log_escape(line, sizeof line - 2, &pos, addr, strlen(addr), 64, 1);
+    line[pos++] = '\n';
+write:
     echo = __atomic_load_n(&log_req_echo, __ATOMIC_RELAXED);
     pthread_mutex_lock(&log_mtx);
     if (log_req_fd != -1)

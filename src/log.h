@@ -28,13 +28,27 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+enum log_format {
+    LOG_FMT_TEXT,       /* the default, see log_request */
+    LOG_FMT_JSON,       /* one JSON object a line */
+};
+
+/* Set the request log's format (default LOG_FMT_TEXT). */
+void log_set_format(enum log_format fmt);
+
 /*
- * One request line to the request log and stderr:
- * "2026-11-26T08:00:00.123Z key=Alarm24 PUT /clients client=9998 201 345us"
- * key_name and client_id may be NULL ("-"). Thread-safe.
+ * One request line to the request log and stderr. Text:
+ * "2026-11-26T08:00:00.123Z key=Alarm24 PUT /clients client=9998 201 345us
+ *  addr=192.0.2.7" (one line); JSON:
+ * {"time":"2026-11-26T08:00:00.123Z","key":"Alarm24","method":"PUT",
+ *  "path":"/clients","client":"9998","status":201,"us":345,
+ *  "addr":"192.0.2.7"}
+ * key_name, client_id and addr may be NULL ("-" in text, null in JSON).
+ * Thread-safe.
  */
 void log_request(const char *key_name, const char *method, const char *path,
-                 const char *client_id, unsigned status, long long usec);
+                 const char *client_id, unsigned status, long long usec,
+                 const char *addr);
 
 /* If set to 0, request lines are not echoed to stderr (benchmarks). */
 void log_set_request_echo(int on);

@@ -446,7 +446,7 @@ make_parent(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        if (mkdir(dir, 0770) < 0 && errno != EEXIST)
             rc = -1;
         *p = '/';
     }

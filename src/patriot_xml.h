@@ -57,8 +57,8 @@ char *pxml_outbox_path(const char *xml_dir, const char *key_name,
 /*
  * Write len bytes to path so that no reader ever sees a partial file: write
  * "<path>.tmp.<pid>.<tid>", optionally fdatasync it (sync != 0), rename it
- * over path. Creates the parent directory (0750) if missing. Returns 0, or
- * -1 with errno set and no temporary file left behind.
+ * over path. Creates the parent directory (0770 less the umask) if
+ * missing. Returns 0, or -1 with errno set and no temporary file left.
  */
 int pxml_write_file(const char *path, const char *buf, size_t len, int sync);
 

@@ -45,6 +45,13 @@ static const char *schema_sql =
      * third of the WAL a change writes); the combiner's hourly scan of
      * the table costs less. */
     "DROP INDEX IF EXISTS clients_state;"
+    /* The last version of each deleted client, so that a client created
+     * again goes on counting: (key, client, version) names one content
+     * for ever (the combiner relies on it). */
+    "CREATE TABLE IF NOT EXISTS tombstones("
+    "  key_name TEXT NOT NULL, client_id INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL, PRIMARY KEY(key_name, client_id))"
+    "  WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS outbox("
     "  cid INTEGER PRIMARY KEY REFERENCES clients(id) ON DELETE CASCADE,"
     "  version INTEGER NOT NULL,"
@@ -65,7 +72,13 @@ static const char *stmt_sql[SQL_NSTMT] = {
     [SQL_CLIENT_INSERT] =
         "INSERT INTO clients(key_name, client_id, version, changed_at, state,"
         " state_at, info, zones, users)"
-        " VALUES(?1, ?2, 1, ?6, 'pending', ?6, ?3, ?4, ?5)",
+        " VALUES(?1, ?2, 1 + COALESCE((SELECT version FROM tombstones"
+        " WHERE key_name = ?1 AND client_id = ?2), 0),"
+        " ?6, 'pending', ?6, ?3, ?4, ?5) RETURNING version",
+    [SQL_TOMBSTONE] =
+        "INSERT INTO tombstones(key_name, client_id, version)"
+        " VALUES(?1, ?2, ?3) ON CONFLICT(key_name, client_id)"
+        " DO UPDATE SET version = excluded.version",
     [SQL_CLIENT_UPDATE] =
         "UPDATE clients SET info = ?2, zones = ?3, users = ?4,"
         " version = version + 1, changed_at = ?5, state = 'pending',"
@@ -785,6 +798,14 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
             goto done;
         }
         sqlite3_bind_int64(st, 1, rowid);
+        if (store_step_done(s, st) < 0 ||
+            (st = store_stmt(s, SQL_TOMBSTONE)) == NULL) {
+            rc = STORE_ERROR;
+            goto done;
+        }
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, cid);
+        sqlite3_bind_int64(st, 3, version);
         rc = store_step_done(s, st) < 0 ? STORE_ERROR : STORE_OK;
         goto done;
     }
@@ -811,10 +832,20 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
         sqlite3_bind_text(st, 4, tu.sb_buf, (int)tu.sb_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, now);
     }
-    if (store_step_done(s, st) < 0)
-        goto done;
-    if (isnew)
+    if (isnew) {
+        /* RETURNING version: where a deleted client of this id stopped. */
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            log_warnx("%s: %s", __func__, sqlite3_errmsg(s->st_db));
+            reset(st);
+            goto done;
+        }
+        version = sqlite3_column_int64(st, 0) - 1;
+        if (store_step_done(s, st) < 0)
+            goto done;
         rowid = sqlite3_last_insert_rowid(s->st_db);
+    } else if (store_step_done(s, st) < 0) {
+        goto done;
+    }
     if (render != NULL) {
         if (render(arg, cid, version + 1, ti.sb_buf, ti.sb_len, tz.sb_buf,
                    tz.sb_len, tu.sb_buf, tu.sb_len, &xml, &xlen) < 0 ||

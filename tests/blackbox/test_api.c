@@ -1185,7 +1185,7 @@ static void
 test_404_unknown_path(void **state)
 {
     static const char *paths[] = {"/", "/nope", "/clientsx", "/clients/x",
-                                  "/clients/zones/list/x", "/docs"};
+                                  "/clients/zones/list/x", "/documentation"};
     struct resp *r;
     size_t i;
 

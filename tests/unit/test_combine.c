@@ -3,7 +3,10 @@
  * (UTF-8, UTF-16LE/BE with BOM, CRLF, the id-prefix trap), the schedule,
  * the per-client document check, and whole runs with SMB off (from-dir and
  * database mode: last-wins, malformed skipped, MAX_CLIENTS_PER_RUN,
- * dry-run, a client changed during the run).
+ * dry-run, a client changed during the run) and the crash-loop defects:
+ * in-flight files of a killed run against the database, a client deleted
+ * and created again at the same version during a run, an outbox copy of
+ * what was shipped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 
 #include <jansson.h>
 #include <libxml/parser.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +487,331 @@ test_db_mode(void **state)
     store_close(s);
 }
 
+/* ---- crash-loop defects (DB mode, SMB off, real files) --------------- */
+
+/* The XML put() stores for a client. */
+static void
+xml_of(char *xml, size_t len, int64_t cid, const char *port,
+       const char *name)
+{
+    snprintf(xml, len,
+             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n"
+             "  <Row>\n    <__id>%lld%s</__id>\n    <Name>%s</Name>\n"
+             "  </Row>\n</Clients>\n",
+             (long long)cid, port, name);
+}
+
+/* put() without its own transaction. */
+static void
+put_in_txn(struct store *s, const char *key, int64_t cid, const char *port,
+           const char *name)
+{
+    json_t *info = json_pack("{s:s}", "Name", name);
+    char xml[512];
+    int created;
+
+    xml_of(xml, sizeof(xml), cid, port, name);
+    assert_int_equal(store_put_client(s, key, cid, info, &created), STORE_OK);
+    assert_int_equal(store_set_xml(s, key, cid, xml, strlen(xml)), STORE_OK);
+    json_decref(info);
+}
+
+static void
+delete_client(struct store *s, const char *key, int64_t cid)
+{
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_delete_client(s, key, cid), STORE_OK);
+    assert_int_equal(store_commit(s), 0);
+}
+
+static int
+exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* 1. A killed run left files in XML_DIR/.inflight: in DB mode none of them
+ * comes back (the deleted client's least of all); reconcile rebuilds the
+ * files of waiting clients from the database. */
+static void
+test_recover_db(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    struct store *s = open_db(f);
+    char p[256], err[256], old[512], *out;
+
+    put(s, "Alarm24", 1, "BASE11", "one");
+    put(s, "Alarm24", 2, "BASE11", "two");
+    put(s, "Alarm24", 7, "BASE11", "seven");
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_marked, 3);
+
+    /* what a run killed after its moves leaves behind: 7 was deleted
+     * since, 1 is shipped, 2 changed since */
+    delete_client(s, "Alarm24", 7);
+    put(s, "Alarm24", 2, "BASE11", "two-v2");
+    snprintf(p, sizeof(p), "%s/out/.inflight/Alarm24/7.xml", f->dir);
+    xml_of(old, sizeof(old), 7, "BASE11", "seven");
+    write_text(p, old);
+    snprintf(p, sizeof(p), "%s/out/.inflight/Alarm24/1.xml", f->dir);
+    xml_of(old, sizeof(old), 1, "BASE11", "one");
+    write_text(p, old);
+    snprintf(p, sizeof(p), "%s/out/.inflight/Alarm24/2.xml", f->dir);
+    xml_of(old, sizeof(old), 2, "BASE11", "two");
+    write_text(p, old);
+
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_local, 1);
+    assert_int_equal(st.cs_marked, 1);
+    combine_free(cb);
+    /* the deleted and the shipped client have no outbox file */
+    snprintf(p, sizeof(p), "%s/out/Alarm24/7.xml", f->dir);
+    assert_false(exists(p));
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    assert_false(exists(p));
+    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
+    assert_false(exists(p));
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    run_cmd("test -z \"$(find %s -type f)\"", p);
+    /* 2 shipped with the database's XML, never the old in-flight one */
+    assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<__id>2BASE11</__id>"), 1);
+    assert_non_null(strstr(out, "<Name>two-v2</Name>"));
+    assert_null(strstr(out, "<Name>two</Name>"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/combine.log", f->dir);
+    out = slurp(p);
+    assert_non_null(strstr(out, "removing Alarm24/7.xml left in flight"));
+    assert_null(strstr(out, "putting back"));
+    free(out);
+    store_close(s);
+}
+
+/* 1b. --from-dir: the in-flight file is the only copy: it goes back (and
+ * ships), unless a newer outbox file exists. */
+static void
+test_recover_from_dir(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256], *out;
+
+    snprintf(p, sizeof(p), "%s/out/.inflight/A/5.xml", f->dir);
+    write_text(p, DOC(ROW("5BASE11", "five")));
+    snprintf(p, sizeof(p), "%s/out/.inflight/A/6.xml", f->dir);
+    write_text(p, DOC(ROW("6BASE11", "six-old")));
+    snprintf(p, sizeof(p), "%s/out/A/6.xml", f->dir);
+    write_text(p, DOC(ROW("6BASE11", "six-new")));
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 2);
+    combine_free(cb);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(strstr(out, "<Name>five</Name>"));
+    assert_non_null(strstr(out, "<Name>six-new</Name>"));
+    assert_null(strstr(out, "six-old"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    run_cmd("test -z \"$(find %s -type f)\"", p);
+}
+
+/*
+ * Something done by "the API" while a run is between its pick and its mark:
+ * the test holds the database's write lock from before the run, waits until
+ * the run has moved the file at wait_path to in-flight (so its snapshot is
+ * read), does fn inside that transaction and commits. The run's mark waits
+ * for the lock (busy timeout 5 s), so it always comes after fn.
+ */
+struct during {
+    struct store *d_s;
+    char d_wait[256];
+    void (*d_fn)(struct during *d);
+    struct fx *d_fx;
+    int d_done;
+};
+
+static void *
+during_main(void *arg)
+{
+    struct during *d = arg;
+    int i;
+
+    for (i = 0; i < 4000 && !exists(d->d_wait); i++)
+        usleep(1000);
+    if (exists(d->d_wait)) {
+        d->d_fn(d);
+        d->d_done = 1;
+    }
+    if (store_commit(d->d_s) < 0)
+        d->d_done = 0;
+    return NULL;
+}
+
+static enum combine_rc
+run_during(struct fx *f, struct during *d, struct combine_stats *st)
+{
+    struct combine *cb;
+    enum combine_rc rc;
+    pthread_t th;
+    char err[256];
+
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    d->d_fx = f;
+    d->d_s = open_db(f);
+    assert_int_equal(store_begin(d->d_s), 0);
+    assert_int_equal(pthread_create(&th, NULL, during_main, d), 0);
+    rc = combine_run(cb, st);
+    pthread_join(th, NULL);
+    assert_int_equal(d->d_done, 1);
+    store_close(d->d_s);
+    combine_free(cb);
+    return rc;
+}
+
+static void
+recreate_1(struct during *d)
+{
+    assert_int_equal(store_delete_client(d->d_s, "Alarm24", 1), STORE_OK);
+    put_in_txn(d->d_s, "Alarm24", 1, "BASE11", "second");
+}
+
+/* 2. A client deleted and created again during the run must not be marked
+ * shipped, because the Row in clients.xml is the old client's. (The store
+ * also goes on counting its versions from the deleted one's: version 2.) */
+static void
+test_recreated_same_version(void **state)
+{
+    struct fx *f = *state;
+    struct during d = {.d_fn = recreate_1};
+    struct combine_stats st;
+    struct combine *cb;
+    struct store *s = open_db(f);
+    struct store_meta m;
+    struct sbuf b = {0};
+    char p[256], err[256], *out;
+
+    put(s, "Alarm24", 1, "BASE11", "first");
+    put(s, "Alarm24", 2, "BASE11", "other");
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/1.xml",
+             f->dir);
+    assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
+    assert_int_equal(st.cs_local, 2);
+    assert_int_equal(st.cs_marked, 1);
+    assert_int_equal(store_read_client(s, "Alarm24", 1, &b, &m), STORE_OK);
+    sbuf_free(&b);
+    assert_int_equal(m.sm_version, 2);
+    assert_string_equal(m.sm_state, "pending");
+    assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
+    /* the old client's in-flight file does not come back */
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    out = slurp(p);
+    assert_true(out == NULL || strstr(out, "first") == NULL);
+    free(out);
+
+    /* the next run ships the new client: one Row, its own */
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_marked, 1);
+    combine_free(cb);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<__id>1BASE11</__id>"), 1);
+    assert_non_null(strstr(out, "<Name>second</Name>"));
+    assert_null(strstr(out, "<Name>first</Name>"));
+    assert_int_equal(count(out, "<__id>2BASE11</__id>"), 1);
+    free(out);
+    store_close(s);
+}
+
+static void
+rewrite_files(struct during *d)
+{
+    char p[256], xml[512];
+
+    /* the API's outbox thread rewrites 1 exactly as shipped (a GET found
+     * its file missing); 2's file holds something else */
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", d->d_fx->dir);
+    xml_of(xml, sizeof(xml), 1, "BASE11", "one");
+    write_text(p, xml);
+    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", d->d_fx->dir);
+    xml_of(xml, sizeof(xml), 2, "BASE11", "two-other");
+    write_text(p, xml);
+}
+
+/* 3. After the run, an outbox file of a shipped client that holds exactly
+ * the XML shipped is removed; one that differs stays. */
+static void
+test_shipped_copy_removed(void **state)
+{
+    struct fx *f = *state;
+    struct during d = {.d_fn = rewrite_files};
+    struct combine_stats st;
+    struct store *s = open_db(f);
+    char p[256], *out;
+
+    put(s, "Alarm24", 1, "BASE11", "one");
+    put(s, "Alarm24", 2, "BASE11", "two");
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/2.xml",
+             f->dir);
+    assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
+    assert_int_equal(st.cs_marked, 2);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    assert_false(exists(p));
+    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "<Name>two-other</Name>"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    run_cmd("test -z \"$(find %s -type f)\"", p);
+    store_close(s);
+}
+
+/* 2/3 on the failure path: a run whose mark fails puts back only files of
+ * clients that still wait with exactly that XML. */
+static void
+delete_2(struct during *d)
+{
+    assert_int_equal(store_delete_client(d->d_s, "Alarm24", 2), STORE_OK);
+}
+
+static void
+test_unmarked_deleted_not_put_back(void **state)
+{
+    struct fx *f = *state;
+    struct during d = {.d_fn = delete_2};
+    struct combine_stats st;
+    struct store *s = open_db(f);
+    char p[256];
+
+    put(s, "Alarm24", 1, "BASE11", "one");
+    put(s, "Alarm24", 2, "BASE11", "two");
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/2.xml",
+             f->dir);
+    assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
+    assert_int_equal(st.cs_marked, 1);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
+    assert_false(exists(p));
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    run_cmd("test -z \"$(find %s -type f)\"", p);
+    store_close(s);
+}
+
 static void
 test_password_file(void **state)
 {
@@ -514,6 +843,16 @@ main(void)
         cmocka_unit_test(test_row_check),
         cmocka_unit_test_setup_teardown(test_from_dir, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_db_mode, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_recover_db, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_recover_from_dir, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_recreated_same_version,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shipped_copy_removed, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unmarked_deleted_not_put_back,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_password_file, fx_setup,
                                         fx_teardown),
     };

@@ -375,11 +375,12 @@ test_client_lifecycle(void **state)
                      STORE_NOTFOUND);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM clients"), 0);
 
-    /* Created again after the delete: a new client at version 1. */
+    /* Created again after the delete: a new client, whose versions go on
+     * from the deleted one's (see test_version_survives_delete). */
     created = 0;
     assert_int_equal(change(s, PUT, "A", 9998, "{}", 0, &created), STORE_OK);
     assert_int_equal(created, 1);
-    assert_int_equal(version_of(s, "A", 9998), 1);
+    assert_int_equal(version_of(s, "A", 9998), 4);
 }
 
 static void
@@ -1092,6 +1093,33 @@ test_sbuf(void **state)
     sbuf_free(&b);
 }
 
+/* A client deleted and created again goes on counting versions, so that
+ * (key, client, version) never names two contents (the combiner marks
+ * clients shipped by it). */
+static void
+test_version_survives_delete(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    int created = 0;
+
+    assert_int_equal(change(s, PUT, "A", 9, "{\"Name\":\"a\"}", 0, &created),
+                     STORE_OK);
+    assert_true(created);
+    assert_int_equal(change(s, PATCH, "A", 9, "{\"Name\":\"b\"}", 0, NULL),
+                     STORE_OK);
+    assert_int_equal(version_of(s, "A", 9), 2);
+    assert_int_equal(change(s, DEL, "A", 9, NULL, 0, NULL), STORE_OK);
+    assert_int_equal(change(s, PUT, "A", 9, "{\"Name\":\"c\"}", 0, &created),
+                     STORE_OK);
+    assert_true(created);
+    assert_int_equal(version_of(s, "A", 9), 3);
+    /* another key's client of the same id starts at 1 */
+    assert_int_equal(change(s, PUT, "B", 9, "{\"Name\":\"d\"}", 0, NULL),
+                     STORE_OK);
+    assert_int_equal(version_of(s, "B", 9), 1);
+}
+
 #define FX(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 
 int
@@ -1111,6 +1139,7 @@ main(void)
         FX(test_read_import),
         FX(test_xml),
         FX(test_foreach_pending),
+        FX(test_version_survives_delete),
         cmocka_unit_test(test_sbuf),
     };
 
