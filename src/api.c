@@ -412,10 +412,13 @@ client_delete(struct http_req *rq)
     return submit(rq, STORE_OP_CLIENT_DELETE, deleted);
 }
 
-/* ---- zones ---------------------------------------------------------- */
+/* ---- lists: zones and users ----------------------------------------- */
+
+typedef int (*list_reader)(struct store *, const char *, int64_t,
+                           struct sbuf *);
 
 static int
-zones_read(struct http_req *rq)
+list_read(struct http_req *rq, list_reader fn)
 {
     struct ctx *c = ctx_of(rq);
     struct store *s = reader(rq);
@@ -423,51 +426,87 @@ zones_read(struct http_req *rq)
 
     if (s == NULL)
         return reply_store_error(rq, STORE_ERROR, NULL);
-    rc = store_read_zones(s, c->c_key->k_name, c->c_cid, &rq->rq_resp);
+    rc = fn(s, c->c_key->k_name, c->c_cid, &rq->rq_resp);
     if (rc != STORE_OK)
         return reply_store_error(rq, rc, NULL);
     return http_reply_resp(rq, 200);
 }
 
+/* GET with X-Client-Id. */
 static int
-zones_get(struct http_req *rq)
+list_by_header(struct http_req *rq, list_reader fn)
 {
     struct ctx *c = ctx_of(rq);
 
     if (header_id(rq, "X-Client-Id", "x-client-id", 0, &c->c_cid) < 0)
         return 0;
     set_client(rq, c->c_cid);
-    return zones_read(rq);
+    return list_read(rq, fn);
 }
 
+/* POST .../list with {"client_id"}. */
 static int
-zones_list(struct http_req *rq)
+list_by_body(struct http_req *rq, list_reader fn)
 {
     json_t *v = body(rq, &model_body_client_id);
 
     if (v == NULL)
         return 0;
     json_decref(v);
-    return zones_read(rq);
+    return list_read(rq, fn);
 }
 
 static int
-zone_put_done(struct http_req *rq)
+zones_get(struct http_req *rq)
+{
+    return list_by_header(rq, store_read_zones);
+}
+
+static int
+zones_list(struct http_req *rq)
+{
+    return list_by_body(rq, store_read_zones);
+}
+
+static int
+users_get(struct http_req *rq)
+{
+    return list_by_header(rq, store_read_users);
+}
+
+static int
+users_list(struct http_req *rq)
+{
+    return list_by_body(rq, store_read_users);
+}
+
+/* Answer {"client_id": N, "<name>": <what was stored>}. */
+static int
+reply_item(struct http_req *rq, const char *name, unsigned status)
 {
     struct ctx *c = ctx_of(rq);
-    json_t *o;
+    json_t *o = json_pack("{s:I, s:O}", "client_id", (json_int_t)c->c_cid,
+                          name, c->c_data);
 
-    if (c->c_job.wj_rc != STORE_OK)
-        return reply_store_error(rq, c->c_job.wj_rc, NULL);
-    o = json_pack("{s:I, s:O}", "client_id", (json_int_t)c->c_cid, "zone",
-                  c->c_data);
     rq->rq_resp.sb_len = 0;
     if (o == NULL || sbuf_add_json(&rq->rq_resp, o) < 0) {
         json_decref(o);
         return -1;
     }
     json_decref(o);
-    return http_reply_resp(rq, 201);
+    return http_reply_resp(rq, status);
+}
+
+/* ---- zones ---------------------------------------------------------- */
+
+static int
+zone_put_done(struct http_req *rq)
+{
+    struct ctx *c = ctx_of(rq);
+
+    if (c->c_job.wj_rc != STORE_OK)
+        return reply_store_error(rq, c->c_job.wj_rc, NULL);
+    return reply_item(rq, "zone", 201);
 }
 
 static int
@@ -509,43 +548,6 @@ zone_delete(struct http_req *rq)
 }
 
 /* ---- users ---------------------------------------------------------- */
-
-static int
-users_read(struct http_req *rq)
-{
-    struct ctx *c = ctx_of(rq);
-    struct store *s = reader(rq);
-    int rc;
-
-    if (s == NULL)
-        return reply_store_error(rq, STORE_ERROR, NULL);
-    rc = store_read_users(s, c->c_key->k_name, c->c_cid, &rq->rq_resp);
-    if (rc != STORE_OK)
-        return reply_store_error(rq, rc, NULL);
-    return http_reply_resp(rq, 200);
-}
-
-static int
-users_get(struct http_req *rq)
-{
-    struct ctx *c = ctx_of(rq);
-
-    if (header_id(rq, "X-Client-Id", "x-client-id", 0, &c->c_cid) < 0)
-        return 0;
-    set_client(rq, c->c_cid);
-    return users_read(rq);
-}
-
-static int
-users_list(struct http_req *rq)
-{
-    json_t *v = body(rq, &model_body_client_id);
-
-    if (v == NULL)
-        return 0;
-    json_decref(v);
-    return users_read(rq);
-}
 
 static int
 user_read(struct http_req *rq)
@@ -614,20 +616,11 @@ static int
 user_write_done(struct http_req *rq)
 {
     struct ctx *c = ctx_of(rq);
-    json_t *o;
 
     if (c->c_job.wj_rc != STORE_OK)
         return reply_store_error(rq, c->c_job.wj_rc, "User not found");
-    o = json_pack("{s:I, s:O}", "client_id", (json_int_t)c->c_cid, "user",
-                  c->c_data);
-    rq->rq_resp.sb_len = 0;
-    if (o == NULL || sbuf_add_json(&rq->rq_resp, o) < 0) {
-        json_decref(o);
-        return -1;
-    }
-    json_decref(o);
-    return http_reply_resp(rq, c->c_job.wj_op == STORE_OP_USER_INSERT ? 201
-                                                                 : 200);
+    return reply_item(rq, "user",
+                      c->c_job.wj_op == STORE_OP_USER_INSERT ? 201 : 200);
 }
 
 static int

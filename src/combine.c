@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "model.h"
 #include "patriot_xml.h"
 #include "smb.h"
 #include "store.h"
@@ -114,50 +115,6 @@ id_char(int c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-/* UTF-8, shortest form, XML 1.0 characters only (notes/jansson-libxml2). */
-static int
-xml_text_ok(const unsigned char *s, size_t n)
-{
-    size_t i, k;
-
-    for (i = 0; i < n;) {
-        unsigned c = s[i], cp, len;
-
-        if (c < 0x80) {
-            if (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D)
-                return 0;
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            cp = c & 0x1F;
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            cp = c & 0x0F;
-            len = 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            cp = c & 0x07;
-            len = 4;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF)
-            return 0;
-        i += len;
-    }
-    return 1;
 }
 
 /* ---- a set of strings (open addressing, FNV-1a) ---------------------- */
@@ -431,7 +388,7 @@ sax_check(const char *buf, size_t len, struct sax_state *st)
     int wf;
 
     memset(st, 0, sizeof(*st));
-    if (len > INT32_MAX || !xml_text_ok((const unsigned char *)buf, len))
+    if (len > INT32_MAX || !model_text_ok(buf, len))
         return -1;
     memset(&h, 0, sizeof(h));
     h.initialized = XML_SAX2_MAGIC;

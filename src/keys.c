@@ -702,9 +702,8 @@ keys_check_unique(const struct keyset *ks, char *err, size_t errlen)
     return 0;
 }
 
-/* Overwrite the plain secrets held in the parsed tree before it is freed. */
-static void
-keys_wipe_tree(json_t *root)
+void
+keys_wipe_json(json_t *root)
 {
     json_t *e, *v;
     size_t i;
@@ -815,12 +814,12 @@ keys_load_buffer(const char *buf, size_t len, char *err, size_t errlen)
     }
     if (keys_check_unique(ks, err, errlen) == -1)
         goto fail;
-    keys_wipe_tree(root);
+    keys_wipe_json(root);
     json_decref(root);
     return ks;
 fail:
     keys_free(ks);
-    keys_wipe_tree(root);
+    keys_wipe_json(root);
     json_decref(root);
     return NULL;
 }

@@ -83,3 +83,11 @@ void keys_sha256(const void *data, size_t len, unsigned char *out);
 /* 1 if a and b (n bytes each) are equal, 0 if not, in time independent of
  * where they differ. */
 int keys_equal_ct(const unsigned char *a, const unsigned char *b, size_t n);
+
+/*
+ * Overwrite (explicit_bzero) the plain "key" strings of a parsed keys.json
+ * tree (borrowed; a JSON array of entries) before it is freed. Anything
+ * else is left alone. NULL-safe.
+ */
+struct json_t;
+void keys_wipe_json(struct json_t *root);

@@ -111,24 +111,6 @@ kc_free_secret(char *s)
     }
 }
 
-/* Overwrite the plain "key" strings of the tree (see keys.c). */
-static void
-kc_wipe_tree(json_t *root)
-{
-    json_t *e, *v;
-    size_t i;
-
-    if (!json_is_array(root))
-        return;
-    json_array_foreach(root, i, e) {
-        v = json_object_get(e, "key");
-        if (json_is_string(v)) {
-            char *s = (char *)(uintptr_t)json_string_value(v);
-            explicit_bzero(s, json_string_length(v));
-        }
-    }
-}
-
 /* Release what kf holds (its lock too); NULL-safe members. */
 static void
 kc_file_close(struct kc_file *kf)
@@ -798,7 +780,7 @@ done:
     explicit_bzero(secret, sizeof secret);
     keys_release(ks);
     kc_free_secret(text);
-    kc_wipe_tree(root);
+    keys_wipe_json(root);
     json_decref(root);
     json_decref(o.ko_fields);
     json_decref(o.ko_groupings);
