@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing. Needs root or sudo.
 set -eu
 
-PKGS="meson ninja-build pkg-config gcc libc6-dev
+PKGS="meson ninja-build pkg-config gcc libc6-dev build-essential
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
 nettle-dev libsmbclient-dev samba smbclient libnss-wrapper
 libcmocka-dev libcurl4-openssl-dev curl wrk bc ca-certificates
