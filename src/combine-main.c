@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "combine.h"
@@ -140,6 +141,8 @@ main(int argc, char **argv)
     }
     if (check)
         ret = 1;            /* a failed check answers 1, as nginx -t */
+    /* The SMB password is in memory from here: no core dump, no ptrace. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (combine_config_load(&cfg, config, err, sizeof(err)) < 0) {
         fprintf(stderr, "patriot-combine: %s\n", err);
         goto done;
