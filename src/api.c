@@ -240,13 +240,14 @@ body(struct http_req *rq, const struct mtable *t)
     v = model_validate(t, c->c_body, rq->rq_ints_as_real ? MV_INTS_AS_REAL
                                                          : 0,
                        loc, errs, ign);
-    if (v != NULL && rq->rq_ints_as_real) {
-        /* The huge integer was in an ignored field, and reals may have
-         * rounded the others: refuse the body as the parser would. */
+    if (v != NULL && rq->rq_repaired) {
+        /* The repaired part was in an ignored field (and reals may have
+         * rounded the others): refuse the body as the parser would. */
         json_decref(v);
         v = NULL;
-        http_reply_json_invalid(rq, rq->rq_overflow_pos,
-                                "Integer too large");
+        http_reply_json_invalid(rq, rq->rq_bad_pos, rq->rq_ints_as_real
+                                                        ? "Integer too large"
+                                                        : "Invalid string");
         goto done;
     }
     for (i = 0; i < json_array_size(ign); i++) {

@@ -378,18 +378,17 @@ sax_free(struct sax_state *st)
     st->sx_n = st->sx_cap = 0;
 }
 
-/* SAX-check buf; fills st->sx_ids. 0 if well-formed and as the writer
- * makes it, -1 otherwise (st freed by the caller with sax_free). */
-static int
-sax_check(const char *buf, size_t len, struct sax_state *st)
+/* A parser context reused from one document to the next (creating one
+ * costs more than checking a 3 KB document). Dropped once its dictionary
+ * of names holds more than this many: foreign files cannot grow it. */
+#define SAX_DICT_MAX 4096
+
+static xmlParserCtxtPtr
+sax_ctxt_new(struct sax_state *st)
 {
     xmlSAXHandler h;
     xmlParserCtxtPtr ctxt;
-    int wf;
 
-    memset(st, 0, sizeof(*st));
-    if (len > INT32_MAX || !model_text_ok(buf, len))
-        return -1;
     memset(&h, 0, sizeof(h));
     h.initialized = XML_SAX2_MAGIC;
     h.startElementNs = sx_start;
@@ -406,18 +405,71 @@ sax_check(const char *buf, size_t len, struct sax_state *st)
     h.error = sx_silent;
     h.fatalError = sx_silent;
     ctxt = xmlCreatePushParserCtxt(&h, st, NULL, 0, NULL);
+    if (ctxt != NULL)
+        xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                    XML_PARSE_NOWARNING);
+    return ctxt;
+}
+
+static void
+sax_ctxt_free(xmlParserCtxtPtr ctxt)
+{
     if (ctxt == NULL)
-        return -1;
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                XML_PARSE_NOWARNING);
-    xmlParseChunk(ctxt, buf, (int)len, 1);
-    wf = ctxt->wellFormed;
+        return;
     if (ctxt->myDoc != NULL)    /* a DOCTYPE makes libxml2 start a doc */
         xmlFreeDoc(ctxt->myDoc);
+    ctxt->myDoc = NULL;
     xmlFreeParserCtxt(ctxt);
+}
+
+/* SAX-check buf; fills st->sx_ids. *reuse (may be NULL) is a context kept
+ * between calls (NULL at first; free with sax_ctxt_free). 0 if
+ * well-formed and as the writer makes it, -1 otherwise (st freed by the
+ * caller with sax_free). */
+static int
+sax_check_ctxt(const char *buf, size_t len, struct sax_state *st,
+               xmlParserCtxtPtr *reuse)
+{
+    xmlParserCtxtPtr ctxt = reuse != NULL ? *reuse : NULL;
+    int wf;
+
+    memset(st, 0, sizeof(*st));
+    if (len > INT32_MAX || !model_text_ok(buf, len))
+        return -1;
+    if (ctxt != NULL) {
+        if (ctxt->myDoc != NULL) {
+            xmlFreeDoc(ctxt->myDoc);
+            ctxt->myDoc = NULL;
+        }
+        if (ctxt->dict == NULL || xmlDictSize(ctxt->dict) > SAX_DICT_MAX ||
+            xmlCtxtResetPush(ctxt, NULL, 0, NULL, NULL) != 0) {
+            sax_ctxt_free(ctxt);
+            ctxt = *reuse = NULL;
+        } else {
+            ctxt->userData = st;
+        }
+    }
+    if (ctxt == NULL && (ctxt = sax_ctxt_new(st)) == NULL)
+        return -1;
+    xmlParseChunk(ctxt, buf, (int)len, 1);
+    wf = ctxt->wellFormed;
+    if (ctxt->myDoc != NULL) {
+        xmlFreeDoc(ctxt->myDoc);
+        ctxt->myDoc = NULL;
+    }
+    if (reuse != NULL)
+        *reuse = ctxt;
+    else
+        sax_ctxt_free(ctxt);
     if (!wf || st->sx_bad || st->sx_n == 0)
         return -1;
     return 0;
+}
+
+static int
+sax_check(const char *buf, size_t len, struct sax_state *st)
+{
+    return sax_check_ctxt(buf, len, st, NULL);
 }
 
 /* Find the byte ranges of the n Rows of a checked document. offs/lens
@@ -443,14 +495,15 @@ row_ranges(const char *buf, size_t len, size_t n, size_t *offs,
     return memmem(p, (size_t)(end - p), "<Row", 4) == NULL ? 0 : -1;
 }
 
-int
-combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
-                  char *id, size_t idlen)
+/* combine_row_check with a reused parser context (see sax_check_ctxt). */
+static int
+row_check_ctxt(const char *buf, size_t len, size_t *off, size_t *rlen,
+               char *id, size_t idlen, xmlParserCtxtPtr *reuse)
 {
     struct sax_state st;
     int rc = -1;
 
-    if (sax_check(buf, len, &st) < 0 || st.sx_n != 1)
+    if (sax_check_ctxt(buf, len, &st, reuse) < 0 || st.sx_n != 1)
         goto done;
     if (row_ranges(buf, len, 1, off, rlen) < 0)
         goto done;
@@ -461,6 +514,13 @@ combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
 done:
     sax_free(&st);
     return rc;
+}
+
+int
+combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
+                  char *id, size_t idlen)
+{
+    return row_check_ctxt(buf, len, off, rlen, id, idlen, NULL);
 }
 
 /* ---- results file --------------------------------------------------- */
@@ -904,6 +964,7 @@ struct combine {
     int64_t cb_now_ms;
     char cb_err[512];
     struct combine_stats *cb_stats;
+    xmlParserCtxtPtr cb_sax;    /* reused by every per-client check */
 };
 
 static void clog_(struct combine *cb, int lvl, const char *fmt, ...)
@@ -997,6 +1058,7 @@ combine_free(struct combine *cb)
     if (cb->cb_log != NULL)
         fclose(cb->cb_log);
     free(cb->cb_inflight);
+    sax_ctxt_free(cb->cb_sax);
     memset(cb->cb_password, 0, sizeof(cb->cb_password));
     free(cb);
 }
@@ -1457,7 +1519,8 @@ pick_one(void *arg, const char *key, int64_t cid, int64_t version,
         cb->cb_stats->cs_skipped++;
         return 0;
     }
-    if (combine_row_check(xml, len, &off, &rlen, id, sizeof(id)) < 0) {
+    if (row_check_ctxt(xml, len, &off, &rlen, id, sizeof(id),
+                       &cb->cb_sax) < 0) {
         LOGW("client %s/%lld version %lld: outbox XML is not well-formed "
              "Patriot XML, skipped",
              key, (long long)cid, (long long)version);
@@ -1523,93 +1586,6 @@ fd_cmp(const void *a, const void *b)
     return strcmp(x->fe_rel, y->fe_rel);
 }
 
-/* Check the file an item points at (in-flight, or the outbox in dry-run)
- * and fill off/len/id. 0 ok, 1 malformed, -1 error. */
-static int
-fd_check(struct combine *cb, struct item *it)
-{
-    char *path = it->it_moved ? inflight_path(cb, it->it_rel)
-                              : outbox_path(cb, it->it_rel);
-    char *buf = NULL, id[ID_MAX];
-    size_t len;
-    int rc = -1;
-
-    if (path == NULL)
-        return -1;
-    switch (read_file(path, &buf, &len)) {
-    case 0:
-        break;
-    case 1:
-        rc = 1;     /* vanished (deleted by its owner) */
-        goto done;
-    default:
-        LOGW("cannot read %s: %s", path, strerror(errno));
-        rc = 1;
-        goto done;
-    }
-    if (combine_row_check(buf, len, &it->it_off, &it->it_len, id,
-                          sizeof(id)) < 0) {
-        LOGW("%s is not a well-formed Patriot client file: skipped, "
-             "left in place", it->it_rel);
-        rc = 1;
-        goto done;
-    }
-    if ((it->it_id = strdup(id)) == NULL)
-        goto done;
-    rc = 0;
-done:
-    free(buf);
-    free(path);
-    return rc;
-}
-
-static int
-pick_from_dir(struct combine *cb)
-{
-    struct fd_list l = {0};
-    size_t i, max = (size_t)cb->cb_cfg->cc_max_clients;
-    int rc = -1;
-
-    if (walk(cb->cb_cfg->cc_xml_dir, "", fd_collect, &l) < 0) {
-        LOGW("cannot list %s: %s", cb->cb_cfg->cc_xml_dir, strerror(errno));
-        goto done;
-    }
-    qsort(l.fl_e, l.fl_n, sizeof(*l.fl_e), fd_cmp);
-    for (i = 0; i < l.fl_n && (max == 0 || cb->cb_n < max); i++) {
-        struct item *it;
-        int c;
-
-        if (stopping(cb))
-            break;
-        if ((it = item_add(cb)) == NULL)
-            goto done;
-        it->it_rel = l.fl_e[i].fe_rel;
-        l.fl_e[i].fe_rel = NULL;
-        if (!(cb->cb_flags & COMBINE_DRY_RUN) && item_move(cb, it) < 0)
-            goto done;
-        if (!(cb->cb_flags & COMBINE_DRY_RUN) && !it->it_moved) {
-            free(it->it_rel);
-            cb->cb_n--;     /* vanished */
-            continue;
-        }
-        if ((c = fd_check(cb, it)) < 0)
-            goto done;
-        if (c == 1) {
-            cb->cb_stats->cs_skipped++;
-            item_put_back(cb, it);
-            free(it->it_rel);
-            free(it->it_id);
-            cb->cb_n--;
-        }
-    }
-    rc = 0;
-done:
-    for (i = 0; i < l.fl_n; i++)
-        free(l.fl_e[i].fe_rel);
-    free(l.fl_e);
-    return rc;
-}
-
 /* ---- writing clients.xml -------------------------------------------- */
 
 static const char head[] =
@@ -1657,40 +1633,12 @@ write_db_row(void *arg, const char *key, int64_t cid, int64_t version,
     return out_row(p->p_f, xml + it->it_off, it->it_len) < 0 ? -1 : 0;
 }
 
-static int
-write_file_row(struct combine *cb, FILE *f, struct item *it)
-{
-    char *path = it->it_moved ? inflight_path(cb, it->it_rel)
-                              : outbox_path(cb, it->it_rel);
-    char *buf = NULL;
-    int fd = -1, rc = -1;
-    ssize_t n;
-
-    if (path == NULL || (buf = malloc(it->it_len)) == NULL)
-        goto done;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        goto done;
-    n = pread(fd, buf, it->it_len, (off_t)it->it_off);
-    if (n != (ssize_t)it->it_len || memcmp(buf, "<Row>", 5) != 0) {
-        errno = EIO;
-        goto done;
-    }
-    rc = out_row(f, buf, it->it_len);
-done:
-    if (rc < 0)
-        LOGW("cannot copy the Row of %s: %s", it->it_rel, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    free(path);
-    return rc;
-}
-
 /* Write READY_DIR/<name>.tmp: folded Rows (unless a local Row has the
  * id), then the local Rows that are last of their id. */
 static int
 write_combined(struct combine *cb, const char *tmp, size_t *rows)
 {
+    struct strset rids = {0};   /* folded __id -> its last Row */
     FILE *f = NULL;
     char *vbuf = NULL;
     size_t i;
@@ -1708,16 +1656,17 @@ write_combined(struct combine *cb, const char *tmp, size_t *rows)
         setvbuf(f, vbuf, _IOFBF, 65536);
     if (fputs(head, f) == EOF)
         goto fail_io;
+    for (i = 0; i < cb->cb_rr.rr_sax.sx_n; i++)
+        if (strset_put(&rids, cb->cb_rr.rr_sax.sx_ids[i], i) < 0)
+            goto fail;
     for (i = 0; i < cb->cb_rr.rr_sax.sx_n; i++) {
         const char *id = cb->cb_rr.rr_sax.sx_ids[i];
-        size_t j, k;
+        size_t last = i;
 
         if (strset_get(&cb->cb_ids, id, NULL))
             continue;   /* our newer Row wins */
-        for (k = i + 1, j = 0; k < cb->cb_rr.rr_sax.sx_n; k++)
-            if (strcmp(cb->cb_rr.rr_sax.sx_ids[k], id) == 0)
-                j = 1;
-        if (j)
+        (void)strset_get(&rids, id, &last);
+        if (last != i)
             continue;   /* a later Row of the same id in that batch */
         if (out_row(f, cb->cb_rr.rr_buf + cb->cb_rr.rr_off[i],
                     cb->cb_rr.rr_rlen[i]) < 0)
@@ -1725,15 +1674,7 @@ write_combined(struct combine *cb, const char *tmp, size_t *rows)
         cb->cb_stats->cs_folded++;
         (*rows)++;
     }
-    if (cb->cb_flags & COMBINE_FROM_DIR) {
-        for (i = 0; i < cb->cb_n; i++) {
-            if (!cb->cb_items[i].it_write)
-                continue;
-            if (write_file_row(cb, f, &cb->cb_items[i]) < 0)
-                goto fail;
-            (*rows)++;
-        }
-    } else if (cb->cb_n > 0) {
+    if (cb->cb_n > 0) {
         struct pass2 p = {cb, f, 0};
 
         if (store_combine_foreach_waiting(cb->cb_store,
@@ -1759,6 +1700,7 @@ write_combined(struct combine *cb, const char *tmp, size_t *rows)
         goto fail_io;
     }
     free(vbuf);
+    strset_free(&rids);
     return 0;
 fail_io:
     LOGW("cannot write %s: %s", tmp, strerror(errno));
@@ -1766,8 +1708,356 @@ fail:
     if (f != NULL)
         fclose(f);
     free(vbuf);
+    strset_free(&rids);
     unlink(tmp);
     return -1;
+}
+
+/* ---- --from-dir: one pass ------------------------------------------- */
+
+/*
+ * Each file is read once into a reused buffer, checked (SAX, reused
+ * parser context) and its Row copied from that buffer to the combined
+ * file at once. A Row that a later one of the same __id supersedes (a
+ * newer file, or a local Row over a folded one) is already written by
+ * then: its line is recorded as dead and a last pass copies the file
+ * without the dead lines (only when there are any: rare).
+ */
+
+struct span {
+    off_t sp_off;
+    size_t sp_len;
+};
+
+struct fdb {
+    FILE *b_f;
+    char *b_vbuf;
+    char *b_buf;            /* the file being read */
+    size_t b_cap;
+    off_t b_pos;            /* bytes written */
+    struct span *b_dead;    /* lines to drop */
+    size_t b_ndead, b_capdead;
+    off_t *b_rr_out;        /* each folded Row's line, -1: not written */
+    struct strset b_rids;   /* folded __id -> its last Row */
+    size_t b_folded;
+};
+
+static int
+fdb_dead(struct fdb *b, off_t off, size_t len)
+{
+    if (b->b_ndead == b->b_capdead) {
+        size_t cap = b->b_capdead ? b->b_capdead * 2 : 16;
+        struct span *p = realloc(b->b_dead, cap * sizeof(*p));
+
+        if (p == NULL)
+            return -1;
+        b->b_dead = p;
+        b->b_capdead = cap;
+    }
+    b->b_dead[b->b_ndead].sp_off = off;
+    b->b_dead[b->b_ndead++].sp_len = len;
+    return 0;
+}
+
+/* One Row line ("  <Row>...</Row>\n"); *at = where the line starts. */
+static int
+fdb_row(struct fdb *b, const char *row, size_t len, off_t *at)
+{
+    *at = b->b_pos;
+    if (out_row(b->b_f, row, len) < 0)
+        return -1;
+    b->b_pos += (off_t)len + 3;
+    return 0;
+}
+
+/* Read path into b->b_buf. 0, 1 missing, -1 error (errno). */
+static int
+fdb_read(struct fdb *b, const char *path, size_t *len)
+{
+    struct stat sb;
+    size_t got = 0;
+    int fd, saved;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return errno == ENOENT ? 1 : -1;
+    if (fstat(fd, &sb) < 0)
+        goto fail;
+    if ((size_t)sb.st_size + 1 > b->b_cap) {
+        size_t cap = (size_t)sb.st_size + 1 + 4096;
+        char *p = realloc(b->b_buf, cap);
+
+        if (p == NULL)
+            goto fail;
+        b->b_buf = p;
+        b->b_cap = cap;
+    }
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, b->b_buf + got, (size_t)sb.st_size - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return 0;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* The Rows of the previous batch (first in the file, as in DB mode). */
+static int
+fdb_fold(struct combine *cb, struct fdb *b)
+{
+    struct remote_rows *rr = &cb->cb_rr;
+    size_t i, last;
+
+    if (rr->rr_sax.sx_n == 0)
+        return 0;
+    if ((b->b_rr_out = calloc(rr->rr_sax.sx_n, sizeof(off_t))) == NULL)
+        return -1;
+    for (i = 0; i < rr->rr_sax.sx_n; i++)
+        if (strset_put(&b->b_rids, rr->rr_sax.sx_ids[i], i) < 0)
+            return -1;
+    for (i = 0; i < rr->rr_sax.sx_n; i++) {
+        b->b_rr_out[i] = -1;
+        (void)strset_get(&b->b_rids, rr->rr_sax.sx_ids[i], &last);
+        if (last != i)
+            continue;   /* a later Row of the same id in that batch */
+        if (fdb_row(b, rr->rr_buf + rr->rr_off[i], rr->rr_rlen[i],
+                    &b->b_rr_out[i]) < 0)
+            return -1;
+        b->b_folded++;
+    }
+    return 0;
+}
+
+/* One picked file: move it in flight, read, check, write its Row. 0, or
+ * -1 on an error that fails the run (logged). */
+static int
+fdb_one(struct combine *cb, struct fdb *b, char *rel)
+{
+    int dry = (cb->cb_flags & COMBINE_DRY_RUN) != 0;
+    struct item *it;
+    char *path = NULL, id[ID_MAX];
+    size_t len, j;
+    int rc = -1;
+
+    if ((it = item_add(cb)) == NULL) {
+        free(rel);
+        return -1;
+    }
+    it->it_rel = rel;
+    if (!dry && item_move(cb, it) < 0)
+        return -1;      /* items_put_back settles it */
+    if (!dry && !it->it_moved)
+        goto drop;      /* vanished */
+    if ((path = it->it_moved ? inflight_path(cb, rel)
+                             : outbox_path(cb, rel)) == NULL)
+        return -1;
+    switch (fdb_read(b, path, &len)) {
+    case 0:
+        break;
+    case 1:
+        goto skip;      /* vanished (deleted by its owner) */
+    default:
+        LOGW("cannot read %s: %s", path, strerror(errno));
+        goto skip;
+    }
+    if (row_check_ctxt(b->b_buf, len, &it->it_off, &it->it_len, id,
+                       sizeof(id), &cb->cb_sax) < 0) {
+        LOGW("%s is not a well-formed Patriot client file: skipped, "
+             "left in place", rel);
+        goto skip;
+    }
+    if ((it->it_id = strdup(id)) == NULL)
+        goto done;
+    if (strset_get(&cb->cb_ids, id, &j)) {
+        struct item *old = &cb->cb_items[j];    /* an older file */
+
+        old->it_write = 0;
+        if (fdb_dead(b, old->it_out, old->it_len + 3) < 0)
+            goto done;
+    } else if (strset_get(&b->b_rids, id, &j) && b->b_rr_out[j] >= 0) {
+        if (fdb_dead(b, b->b_rr_out[j], cb->cb_rr.rr_rlen[j] + 3) < 0)
+            goto done;
+        b->b_rr_out[j] = -1;    /* our newer Row wins */
+        b->b_folded--;
+    }
+    if (strset_put(&cb->cb_ids, it->it_id, cb->cb_n - 1) < 0 ||
+        fdb_row(b, b->b_buf + it->it_off, it->it_len, &it->it_out) < 0)
+        goto done;
+    it->it_write = 1;
+    rc = 0;
+    goto done;
+skip:
+    cb->cb_stats->cs_skipped++;
+    item_put_back(cb, it);
+drop:
+    free(it->it_rel);
+    free(it->it_id);
+    cb->cb_n--;
+    rc = 0;
+done:
+    free(path);
+    return rc;
+}
+
+static int
+span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+
+    return x->sp_off < y->sp_off ? -1 : x->sp_off > y->sp_off;
+}
+
+/* Copy tmp to tmp without the dead lines (through tmp.c + rename). */
+static int
+fdb_compact(struct combine *cb, struct fdb *b, const char *tmp)
+{
+    char *ctmp = NULL, *buf = NULL;
+    int in = -1, out = -1, rc = -1;
+    off_t pos = 0;
+    size_t d = 0;
+
+    qsort(b->b_dead, b->b_ndead, sizeof(*b->b_dead), span_cmp);
+    if (asprintf(&ctmp, "%s.c", tmp) < 0) {
+        ctmp = NULL;
+        goto done;
+    }
+    if ((buf = malloc(65536)) == NULL ||
+        (in = open(tmp, O_RDONLY | O_CLOEXEC)) < 0 ||
+        (out = open(ctmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0640)) < 0)
+        goto fail_io;
+    while (pos < b->b_pos) {
+        off_t end = d < b->b_ndead ? b->b_dead[d].sp_off : b->b_pos;
+
+        while (pos < end) {
+            size_t want = (size_t)(end - pos) < 65536 ? (size_t)(end - pos)
+                                                      : 65536;
+            ssize_t n = pread(in, buf, want, pos);
+
+            if (n <= 0 || write(out, buf, (size_t)n) != n) {
+                if (n == 0)
+                    errno = EIO;
+                goto fail_io;
+            }
+            pos += n;
+        }
+        if (d < b->b_ndead)
+            pos += (off_t)b->b_dead[d++].sp_len;
+    }
+    if (fsync(out) < 0 || close(out) < 0) {
+        out = -1;
+        goto fail_io;
+    }
+    out = -1;
+    if (rename(ctmp, tmp) < 0)
+        goto fail_io;
+    rc = 0;
+    goto done;
+fail_io:
+    LOGW("cannot write %s: %s", ctmp ? ctmp : tmp, strerror(errno));
+    if (ctmp != NULL)
+        unlink(ctmp);
+done:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    free(buf);
+    free(ctmp);
+    return rc;
+}
+
+/*
+ * --from-dir steps 4-5: every *.xml under XML_DIR, oldest first, up to
+ * MAX_CLIENTS_PER_RUN well-formed ones, each moved in flight before it is
+ * read; the combined document written to tmp (fsynced). *rows = Rows in
+ * it. 0 or -1 (logged; tmp removed).
+ */
+static int
+fd_build(struct combine *cb, const char *tmp, size_t *rows)
+{
+    struct fd_list l = {0};
+    struct fdb b;
+    size_t i, max = (size_t)cb->cb_cfg->cc_max_clients;
+    int fd, rc = -1;
+
+    memset(&b, 0, sizeof(b));
+    *rows = 0;
+    if (walk(cb->cb_cfg->cc_xml_dir, "", fd_collect, &l) < 0) {
+        LOGW("cannot list %s: %s", cb->cb_cfg->cc_xml_dir, strerror(errno));
+        goto done;
+    }
+    qsort(l.fl_e, l.fl_n, sizeof(*l.fl_e), fd_cmp);
+    if (mkparent(tmp) < 0 ||
+        (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
+            0 ||
+        (b.b_f = fdopen(fd, "w")) == NULL) {
+        LOGW("cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if ((b.b_vbuf = malloc(65536)) != NULL)
+        setvbuf(b.b_f, b.b_vbuf, _IOFBF, 65536);
+    if (fputs(head, b.b_f) == EOF)
+        goto fail_io;
+    b.b_pos = (off_t)strlen(head);
+    if (fdb_fold(cb, &b) < 0)
+        goto fail_io;
+    for (i = 0; i < l.fl_n && (max == 0 || cb->cb_n < max); i++) {
+        if (stopping(cb))
+            break;
+        if (fdb_one(cb, &b, l.fl_e[i].fe_rel) < 0) {
+            l.fl_e[i].fe_rel = NULL;
+            goto fail_io;
+        }
+        l.fl_e[i].fe_rel = NULL;
+    }
+    if (fputs(tail, b.b_f) == EOF || fflush(b.b_f) == EOF)
+        goto fail_io;
+    b.b_pos += (off_t)strlen(tail);
+    if (b.b_ndead > 0) {
+        if (fdb_compact(cb, &b, tmp) < 0)
+            goto fail;
+    } else if (fsync(fileno(b.b_f)) < 0) {
+        goto fail_io;
+    }
+    if (fclose(b.b_f) == EOF) {
+        b.b_f = NULL;
+        goto fail_io;
+    }
+    b.b_f = NULL;
+    for (i = 0; i < cb->cb_n; i++)
+        *rows += cb->cb_items[i].it_write;
+    *rows += b.b_folded;
+    cb->cb_stats->cs_folded = b.b_folded;
+    rc = 0;
+    goto done;
+fail_io:
+    LOGW("cannot write %s: %s", tmp, strerror(errno));
+fail:
+    unlink(tmp);
+done:
+    if (b.b_f != NULL)
+        fclose(b.b_f);
+    free(b.b_vbuf);
+    free(b.b_buf);
+    free(b.b_dead);
+    free(b.b_rr_out);
+    strset_free(&b.b_rids);
+    for (i = 0; i < l.fl_n; i++)
+        free(l.fl_e[i].fe_rel);
+    free(l.fl_e);
+    return rc;
 }
 
 /* ---- the previous batch --------------------------------------------- */
@@ -2355,6 +2645,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     struct combine_stats dummy;
     char *final = NULL, *tmp = NULL, *rpath = NULL, *respath = NULL;
     int dry = (cb->cb_flags & COMBINE_DRY_RUN) != 0;
+    int from_dir = (cb->cb_flags & COMBINE_FROM_DIR) != 0;
     int in_snap = 0;
     enum combine_rc rc = COMBINE_FAILED;
     size_t i, rows;
@@ -2408,9 +2699,9 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     if (stopping(cb))
         goto stopped;
 
-    /* 3-4. reconcile, pick */
-    if (cb->cb_flags & COMBINE_FROM_DIR) {
-        if (pick_from_dir(cb) < 0)
+    /* 3-4. reconcile, pick (--from-dir: and 5, in one pass) */
+    if (from_dir) {
+        if (fd_build(cb, tmp, &rows) < 0)
             goto fail;
     } else {
         if (store_combine_foreach_waiting(cb->cb_store, 0, reconcile_one,
@@ -2432,10 +2723,10 @@ combine_run(struct combine *cb, struct combine_stats *stats)
                 goto fail;
     }
     stats->cs_local = cb->cb_n;
-    for (i = 0; i < cb->cb_n; i++)
+    for (i = 0; i < cb->cb_n && !from_dir; i++)
         if (strset_put(&cb->cb_ids, cb->cb_items[i].it_id, i) < 0)
             goto fail;
-    for (i = 0; i < cb->cb_n; i++) {
+    for (i = 0; i < cb->cb_n && !from_dir; i++) {
         size_t last = i;
 
         (void)strset_get(&cb->cb_ids, cb->cb_items[i].it_id, &last);
@@ -2450,7 +2741,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
         goto stopped;
 
     /* 5. clients.xml */
-    if (write_combined(cb, tmp, &rows) < 0)
+    if (!from_dir && write_combined(cb, tmp, &rows) < 0)
         goto fail;
     if (in_snap) {
         store_combine_snapshot_end(cb->cb_store);
@@ -2521,6 +2812,8 @@ stopped:
 out:
     if (in_snap)
         store_combine_snapshot_end(cb->cb_store);
+    if (rc != COMBINE_OK && tmp != NULL)
+        unlink(tmp);    /* not renamed (ENOENT if it was) */
     if (rc != COMBINE_OK && !dry)
         items_put_back(cb);
     if (rc == COMBINE_FAILED) {

@@ -240,21 +240,108 @@ http_json_init(void)
     json_set_alloc_funcs(budget_malloc, budget_free);
 }
 
-/* Parse with at most 64 KiB + 8 bytes of heap per byte of body (a client
- * object takes about 4). */
+/* Parse buf with at most 64 KiB + 8 bytes of heap per byte of the body (a
+ * client object takes about 4). */
 static json_t *
-parse_capped(struct http_req *rq, size_t flags, json_error_t *jerr,
-             int *over)
+parse_capped(struct http_req *rq, const char *buf, size_t len, size_t flags,
+             json_error_t *jerr, int *over)
 {
     json_t *v;
 
     tl_used = 0;
     tl_over = 0;
     tl_limit = 65536 + 8 * rq->rq_body.sb_len;
-    v = json_loadb(rq->rq_body.sb_buf, rq->rq_body.sb_len, flags, jerr);
+    v = json_loadb(buf, len, flags, jerr);
     tl_limit = 0;
     *over = tl_over;
     return v;
+}
+
+static int
+hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * A copy of the body in which, inside strings, every byte that is not part
+ * of valid UTF-8 (or an XML 1.0 character), every raw control byte and
+ * every \u escape of a lone surrogate is replaced by \u0000, which the
+ * field validation then refuses by name. NULL when nothing was replaced
+ * (or no memory): the body is broken some other way.
+ */
+static char *
+repair_strings(const char *s, size_t n, size_t *outlen)
+{
+    static const char nul[] = "\\u0000";
+    struct sbuf b = {0};
+    size_t i = 0;
+    int in_str = 0, changed = 0;
+    unsigned cp, lo;
+
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = 1;
+
+        if (!in_str) {
+            in_str = c == '"';
+        } else if (c == '"') {
+            in_str = 0;
+        } else if (c == '\\') {
+            len = i + 1 < n ? 2 : 1;
+            if (i + 6 <= n && s[i + 1] == 'u' && hex4(s + i + 2, &cp) == 0) {
+                len = 6;
+                if (cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= n &&
+                    s[i + 6] == '\\' && s[i + 7] == 'u' &&
+                    hex4(s + i + 8, &lo) == 0 && lo >= 0xDC00 &&
+                    lo <= 0xDFFF) {
+                    len = 12;
+                } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+                    if (sbuf_add(&b, nul, 6) < 0)
+                        goto fail;
+                    changed = 1;
+                    i += 6;
+                    continue;
+                }
+            }
+        } else if (c < 0x20 ||
+                   (c >= 0x80 &&
+                    ((len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2) > n - i ||
+                     !model_text_ok(s + i, len)))) {
+            if (sbuf_add(&b, nul, 6) < 0)
+                goto fail;
+            changed = 1;
+            i++;
+            continue;
+        }
+        if (sbuf_add(&b, s + i, len) < 0)
+            goto fail;
+        i += len;
+    }
+    if (!changed)
+        goto fail;
+    *outlen = b.sb_len;
+    return b.sb_buf;
+fail:
+    sbuf_free(&b);
+    return NULL;
 }
 
 json_t *
@@ -262,7 +349,8 @@ http_body_json(struct http_req *rq)
 {
     json_error_t jerr;
     json_t *v, *errs;
-    size_t pos;
+    char *fixed;
+    size_t pos, flen;
     int over;
 
     if (rq->rq_body.sb_len == 0) {
@@ -272,7 +360,8 @@ http_body_json(struct http_req *rq)
         json_decref(errs);
         return NULL;
     }
-    v = parse_capped(rq, JSON_ALLOW_NUL, &jerr, &over);
+    v = parse_capped(rq, rq->rq_body.sb_buf, rq->rq_body.sb_len,
+                     JSON_ALLOW_NUL, &jerr, &over);
     if (v != NULL)
         return v;
     if (over) {
@@ -282,12 +371,25 @@ http_body_json(struct http_req *rq)
     }
     /* jansson points just past the bad token; FastAPI at its start. */
     pos = jerr.position > 0 ? (size_t)jerr.position - 1 : 0;
+    rq->rq_bad_pos = pos;
     if (json_error_code(&jerr) == json_error_numeric_overflow) {
-        v = parse_capped(rq, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr,
+        v = parse_capped(rq, rq->rq_body.sb_buf, rq->rq_body.sb_len,
+                         JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr,
                          &over);
         if (v != NULL) {
             rq->rq_ints_as_real = 1;
-            rq->rq_overflow_pos = pos;
+            rq->rq_repaired = 1;
+            return v;
+        }
+    }
+    /* A bad character in a string: parse a repaired copy so that the
+     * validator names the field (the change is refused either way). */
+    if ((fixed = repair_strings(rq->rq_body.sb_buf, rq->rq_body.sb_len,
+                                &flen)) != NULL) {
+        v = parse_capped(rq, fixed, flen, JSON_ALLOW_NUL, &jerr, &over);
+        free(fixed);
+        if (v != NULL) {
+            rq->rq_repaired = 1;
             return v;
         }
     }

@@ -68,9 +68,12 @@ struct http_req {
     const char *rq_url;
     struct sbuf rq_body;                /* request body, NUL-terminated */
     int rq_body_over;                   /* body exceeded HTTP_MAX_BODY */
+    int rq_repaired;                    /* body parsed only after a repair
+                                           (below): valid only to name the
+                                           bad field, never to be stored */
     int rq_ints_as_real;                /* body had an integer past int64:
                                            parsed with ints as reals */
-    size_t rq_overflow_pos;             /* where, for a json_invalid */
+    size_t rq_bad_pos;                  /* where, for a json_invalid */
     const char *rq_key_name;            /* set by the auth hook, for logs */
     char rq_client[24];                 /* client id for the log, or "" */
     unsigned rq_status;                 /* response status once set */
@@ -172,8 +175,11 @@ void http_resume(struct http_req *rq);
 /* Parse the request body as JSON for a validated route. Returns a new
  * value, or NULL after setting a 422 reply (missing or malformed body).
  * An integer literal past int64 is no syntax error: the body is then parsed
- * with integers as reals and rq_ints_as_real set, so the validator can name
- * the field (model.h MV_INTS_AS_REAL). */
+ * with integers as reals and rq_ints_as_real set; a string holding invalid
+ * UTF-8, a raw control byte or a lone surrogate escape is parsed from a copy
+ * with those replaced by \u0000. Either way rq_repaired is set: the
+ * validator can then name the field (model.h MV_INTS_AS_REAL), and a body
+ * that validates anyway must still be refused. */
 json_t *http_body_json(struct http_req *rq);
 
 /* Reply 422 json_invalid at byte position pos. */

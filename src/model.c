@@ -450,8 +450,9 @@ convert(const struct mfield *f, json_t *v, json_t *loc, json_t *errs,
         n = json_string_length(v);
         if (!model_text_ok(s, n)) {
             add_error(errs, "string_xml_char",
-                      "String contains a character that XML 1.0 cannot hold"
-                      " (a control character, NUL or a non-character)", loc);
+                      "String is not valid UTF-8 or holds a character"
+                      " that XML 1.0 cannot hold (a control character, NUL,"
+                      " a lone surrogate or a non-character)", loc);
             return NULL;
         }
         if ((long long)model_utf8_len(s, n) > f->mf_max) {
