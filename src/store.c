@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "model.h"
@@ -207,11 +208,29 @@ sbuf_free(struct sbuf *b)
 
 /* ---- connection ------------------------------------------------------ */
 
+/* Pragmas and, for a writer, the schema. 0 or -1 (sqlite3_errcode says). */
+static int
+store_setup(struct store *s, unsigned flags)
+{
+    if (!(flags & STORE_READONLY)) {
+        /* A larger checkpoint interval lets a page changed many times be
+         * copied into the database once (notes/sqlite.md). */
+        if (store_exec(s, "PRAGMA journal_mode=WAL;"
+                          " PRAGMA wal_autocheckpoint=4000") < 0)
+            return -1;
+    }
+    if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") < 0)
+        return -1;
+    if (!(flags & STORE_READONLY) && store_exec(s, schema_sql) < 0)
+        return -1;
+    return 0;
+}
+
 struct store *
 store_open(const char *path, unsigned flags, char *err, size_t errlen)
 {
     struct store *s = NULL;
-    int oflags, rc;
+    int oflags, rc, tries;
 
     pthread_once(&lib_once, lib_init);
     if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -232,18 +251,16 @@ store_open(const char *path, unsigned flags, char *err, size_t errlen)
     sqlite3_extended_result_codes(s->st_db, 1);
     if (sqlite3_busy_timeout(s->st_db, 5000) != SQLITE_OK)
         goto fail_db;
-    if (!(flags & STORE_READONLY)) {
-        /* A larger checkpoint interval lets a page changed many times be
-         * copied into the database once (notes/sqlite.md). */
-        if (store_exec(s, "PRAGMA journal_mode=WAL;"
-                          " PRAGMA wal_autocheckpoint=4000") < 0)
+    /* Another process may hold the database during its crash recovery or
+     * schema check past the busy timeout's reach (seen: the combiner
+     * starting while the API restarts after a kill -9): try again. */
+    for (tries = 0;; tries++) {
+        if (store_setup(s, flags) == 0)
+            break;
+        rc = sqlite3_errcode(s->st_db) & 0xff;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 50)
             goto fail_db;
-    }
-    if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") < 0)
-        goto fail_db;
-    if (!(flags & STORE_READONLY)) {
-        if (store_exec(s, schema_sql) < 0)
-            goto fail_db;
+        usleep(100000);
     }
     return s;
 
