@@ -2,7 +2,8 @@
 # combine_bench.sh - patriot-combine on 10,000 and 100,000 outbox files
 # (SMB off), wall time and peak RSS, beside `cat` of the same files as the
 # ceiling; then, if smbd is installed, the same with the upload to a local
-# Samba server (tests/smb/samba.sh).
+# Samba server (tests/smb/samba.sh). Also prints the CPU time (user, sys):
+# on a loaded machine compare that, the wall time needs an idle one.
 #   usage: bench/combine_bench.sh [BUILD_DIR] [COUNTS...]
 #   e.g.   bench/combine_bench.sh build 10000 100000
 # Files are ~2.7 KB Rows like patriot_xml writes, in 20 key folders.
@@ -33,12 +34,13 @@ for i in range(n):
 PY
 }
 
-measure() {     # measure LABEL CMD...  -> "LABEL wall_s maxrss_kb"
+measure() {     # measure LABEL CMD... -> "LABEL wall_s maxrss_MB user+sys"
     label=$1; shift
-    /usr/bin/time -f "%e %M" -o "$W/time" "$@" > /dev/null 2> "$W/err" || {
-        cat "$W/err" >&2; echo "$label FAILED"; return 0; }
+    /usr/bin/time -f "%e %M %U %S" -o "$W/time" "$@" > /dev/null \
+        2> "$W/err" || { cat "$W/err" >&2; echo "$label FAILED"; return 0; }
     set -- $(cat "$W/time")
-    printf '%-34s %8s s %8s MB\n' "$label" "$1" "$(( $2 / 1024 ))"
+    printf '%-34s %8s s %8s MB   (CPU %s user + %s sys)\n' "$label" "$1" \
+        "$(( $2 / 1024 ))" "$3" "$4"
 }
 
 echo "patriot-combine $("$BIN" --version | cut -d' ' -f2), $(nproc) CPU, $(uname -r)"

@@ -25,7 +25,9 @@
  *      outbox copy of exactly what was shipped; a file of a client not
  *      marked goes back only if it still waits with exactly that XML.
  *      Failure: mark nothing, settle files the same way.
- * --from-dir mode: no database; the files under XML_DIR are the batch.
+ * --from-dir mode: no database; the files under XML_DIR are the batch,
+ * steps 4-5 in one pass (each file moved, read once, checked, its Row
+ * copied from the same buffer; two threads move, read and check).
  */
 #pragma once
 

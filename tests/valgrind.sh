@@ -10,7 +10,7 @@ B=${VALGRIND_BUILD:-$ROOT/build-valgrind}
 command -v valgrind >/dev/null || { echo "no valgrind" >&2; exit 77; }
 [ -f "$B/build.ninja" ] || meson setup "$B" "$ROOT" >/dev/null
 ninja -C "$B" >/dev/null
-VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=yes --quiet"
+VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=yes --quiet --suppressions=$ROOT/tests/valgrind.supp"
 meson test -C "$B" --no-rebuild --print-errorlogs --num-processes 2 \
     --timeout-multiplier 10 --suite unit --suite combine --suite fuzz \
     --suite blackbox --wrap="$VG"

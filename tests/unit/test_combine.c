@@ -693,6 +693,102 @@ test_from_dir_one_pass(void **state)
     assert_int_equal(access(p, F_OK), 0);   /* malformed: left in place */
 }
 
+/* 1d. --from-dir with MAX_CLIENTS_PER_RUN: a malformed file does not
+ * count, and a file beyond the limit is never moved (it keeps its inode,
+ * and no in-flight copy is left). */
+static void
+test_from_dir_max(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256], *out;
+    struct stat before, after;
+    time_t t0 = time(NULL) - 1000;
+    int i;
+
+    for (i = 1; i <= 4; i++) {
+        snprintf(p, sizeof(p), "%s/out/A/%d.xml", f->dir, i);
+        if (i == 2)
+            write_text(p, "<Clients><Row><__id>2BASE11</__id></Row>");
+        else if (i == 1)
+            write_text(p, DOC(ROW("1BASE11", "one")));
+        else if (i == 3)
+            write_text(p, DOC(ROW("3BASE11", "three")));
+        else
+            write_text(p, DOC(ROW("4BASE11", "four")));
+        set_mtime(p, t0 + i);
+    }
+    assert_int_equal(stat(p, &before), 0);
+    f->cfg.cc_max_clients = 2;
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_rows, 2);
+    assert_int_equal(st.cs_skipped, 1);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(strstr(out, "<Name>one</Name>"));
+    assert_non_null(strstr(out, "<Name>three</Name>"));
+    assert_null(strstr(out, "four"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/A/4.xml", f->dir);
+    assert_int_equal(stat(p, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    /* a rename (and a link back) would change its ctime */
+    assert_int_equal(before.st_ctim.tv_sec, after.st_ctim.tv_sec);
+    assert_int_equal(before.st_ctim.tv_nsec, after.st_ctim.tv_nsec);
+    snprintf(p, sizeof(p), "%s/out/A/2.xml", f->dir);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    run_cmd("test -z \"$(find %s -type f)\"", p);
+}
+
+/* 1e. A batch over 10 MB (libxml2's limit for one pushed chunk) that
+ * nobody carried away is folded in, not dropped: its files are gone, its
+ * Rows are the only copy. */
+static void
+test_from_dir_fold_big(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256], *name, *out;
+    FILE *fp;
+    int i, n = 2000;
+
+    name = malloc(6001);
+    assert_non_null(name);
+    memset(name, 'x', 6000);
+    name[6000] = '\0';
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    run_cmd("mkdir -p %s/ready", f->dir);
+    fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n", fp);
+    for (i = 0; i < n; i++)
+        fprintf(fp, "  <Row>\n    <__id>%dBASE11</__id>\n    <Name>%s</Name>"
+                    "\n  </Row>\n", 1000 + i, name);
+    fputs("</Clients>\n", fp);
+    fclose(fp);
+    free(name);
+    snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
+    write_text(p, DOC(ROW("1BASE11", "one")));
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_folded, n);
+    assert_int_equal(st.cs_rows, n + 1);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_true(strlen(out) > 10000000);
+    assert_int_equal(count(out, "<Row>"), n + 1);
+    assert_non_null(strstr(out, "<__id>2999BASE11</__id>"));
+    free(out);
+}
+
 /*
  * Something done by "the API" while a run is between its pick and its mark:
  * the test holds the database's write lock from before the run, waits until
@@ -917,6 +1013,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_recover_from_dir, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_from_dir_one_pass, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_from_dir_max, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_from_dir_fold_big, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_recreated_same_version,
                                         fx_setup, fx_teardown),
