@@ -9,7 +9,7 @@ sh scripts/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 mkdir -p run
-[ -f run/keys.json ] || cp keys.example.json run/keys.json
+[ -f run/keys.json ] || install -m 0600 keys.example.json run/keys.json
 cd run
 echo "patriot-api on http://127.0.0.1:8081 - try:" >&2
 echo "  curl -H 'Authorization: Bearer secure-api-key' -H 'X-Client-Id: 9998' http://127.0.0.1:8081/clients" >&2

@@ -1084,6 +1084,8 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
     MHD_set_panic_func(on_panic, NULL);
     srv->hs_daemon = MHD_start_daemon(
         flags, (uint16_t)o->ho_port, NULL, NULL, on_request, srv,
+        /* first, or MHD logs its own messages before it (its doc) */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->ho_threads),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->ho_conn_limit,
@@ -1092,7 +1094,6 @@ http_start(const struct http_opts *o, unsigned *port_out, char *err,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
