@@ -352,6 +352,7 @@ test_metrics_listener(void **state)
     char listen[48], buf[128];
     unsigned port = free_port();
     struct resp *r;
+    int tries;
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     setenv("METRICS_LISTEN", listen, 1);
@@ -360,8 +361,18 @@ test_metrics_listener(void **state)
     resp_free(r);
     m = *s;
     snprintf(m.sv_base, sizeof(m.sv_base), "http://%s", listen);
-    r = req(&m, "GET", "/metrics", NULL, NULL);
-    expect_status(r, 200, "GET /metrics on METRICS_LISTEN");
+    /* A request is counted when MHD reports it complete, which can come
+     * just after the client has its answer: look again for up to 5 s. */
+    for (tries = 0;; tries++) {
+        r = req(&m, "GET", "/metrics", NULL, NULL);
+        expect_status(r, 200, "GET /metrics on METRICS_LISTEN");
+        if (sample(r->rs_body, "patriot_http_requests_total{method="
+                   "\"GET\",path=\"/healthz\",status=\"200\"}") == 1 ||
+            tries >= 100)
+            break;
+        resp_free(r);
+        usleep(50000);
+    }
     assert_non_null(resp_header(r, "Content-Type", buf, sizeof(buf)));
     assert_non_null(strstr(buf, "text/plain; version=0.0.4"));
     assert_true(sample(r->rs_body, "patriot_http_requests_total{method="
