@@ -257,29 +257,6 @@ parse_capped(struct http_req *rq, const char *buf, size_t len, size_t flags,
     return v;
 }
 
-static int
-hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /*
  * A copy of the body in which, inside strings, every byte that is not part
  * of valid UTF-8 (or an XML 1.0 character), every raw control byte and
@@ -306,11 +283,12 @@ repair_strings(const char *s, size_t n, size_t *outlen)
             in_str = 0;
         } else if (c == '\\') {
             len = i + 1 < n ? 2 : 1;
-            if (i + 6 <= n && s[i + 1] == 'u' && hex4(s + i + 2, &cp) == 0) {
+            if (i + 6 <= n && s[i + 1] == 'u' &&
+                model_hex4(s + i + 2, &cp) == 0) {
                 len = 6;
                 if (cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= n &&
                     s[i + 6] == '\\' && s[i + 7] == 'u' &&
-                    hex4(s + i + 8, &lo) == 0 && lo >= 0xDC00 &&
+                    model_hex4(s + i + 8, &lo) == 0 && lo >= 0xDC00 &&
                     lo <= 0xDFFF) {
                     len = 12;
                 } else if (cp >= 0xD800 && cp <= 0xDFFF) {

@@ -110,6 +110,10 @@ int model_text_ok(const char *s, size_t n);
  * starting with "xml" in any case; 0 otherwise. */
 int model_xml_name_ok(const char *s);
 
+/* The 4 hex digits at p (as in a JSON \uXXXX escape) into *out: 0, or -1
+ * if one is not a hex digit. Reads exactly 4 bytes. */
+int model_hex4(const char *p, unsigned *out);
+
 /* Number of code points in the valid UTF-8 string s of n bytes. */
 size_t model_utf8_len(const char *s, size_t n);
 

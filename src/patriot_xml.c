@@ -93,29 +93,6 @@ jr_put(struct jr *r, size_t *n, const char *s, size_t len)
     return 0;
 }
 
-static int
-hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* A JSON string at r->p into r->buf (UTF-8, NUL-terminated). 0 or -1. */
 static int
 jr_string(struct jr *r)
@@ -152,12 +129,13 @@ jr_string(struct jr *r)
         case 'r': u[0] = '\r'; break;
         case 't': u[0] = '\t'; break;
         case 'u':
-            if (r->end - q < 6 || hex4(q + 2, &cp) < 0)
+            if (r->end - q < 6 || model_hex4(q + 2, &cp) < 0)
                 return -1;
             r->p = q + 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u' ||
-                    hex4(r->p + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    model_hex4(r->p + 2, &lo) < 0 || lo < 0xDC00 ||
+                    lo > 0xDFFF)
                     return -1;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 r->p += 6;
