@@ -371,6 +371,11 @@ http_body_json(struct http_req *rq)
             return v;
         }
     }
+    if (over) {                 /* a second parse ran out of its budget */
+        malloc_trim(0);
+        http_reply_detail(rq, 413, "Request body too large to process");
+        return NULL;
+    }
     /* jansson's text may cut a UTF-8 sequence: fixed messages only. */
     http_reply_json_invalid(rq, pos,
                             json_error_code(&jerr) == json_error_invalid_utf8
