@@ -1,12 +1,12 @@
 /*
- * patriot_xml.c - render a client as Patriot's XML with libxml2's text
- * writer, and write outbox files atomically (see patriot_xml.h).
+ * patriot_xml.c - render a client as Patriot's XML, and write outbox files
+ * atomically (see patriot_xml.h).
  */
 #include "patriot_xml.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libxml/xmlwriter.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +14,138 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "model.h"
+#include "sbuf.h"
 #include "store.h"
 
 #define XML_DECL "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
 
-static const xmlChar *
-X(const char *s)
+/*
+ * The Row is written by a small emitter into one growing buffer. It makes
+ * the bytes libxml2's text writer made with indent "  " (one element per
+ * line, text escaped by xmlEncodeSpecialChars: & < > " and CR), which the
+ * tests check byte for byte against libxml2's writer; it was 40% of the
+ * writer thread's time, mostly the text writer's per-element bookkeeping
+ * (docs/BENCHMARKS.md). Text is checked before it is stored
+ * (model_text_ok), so every byte written is an XML 1.0 character.
+ */
+struct xw {
+    struct sbuf xw_b;
+    int xw_depth;
+    int xw_err;
+};
+
+static const char xw_spaces[] = "                                ";
+
+/* The bytes text escapes: & < > " and CR. */
+static const unsigned char xw_special[256] = {
+    ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\r'] = 1,
+};
+
+static void
+xw_put(struct xw *w, const char *s, size_t n)
 {
-    return (const xmlChar *)s;
+    if (sbuf_add(&w->xw_b, s, n) < 0)
+        w->xw_err = 1;
 }
 
-static int
-elem(xmlTextWriterPtr w, const char *name, const char *text)
+static void
+xw_indent(struct xw *w)
 {
-    return xmlTextWriterWriteElement(w, X(name), X(text)) < 0 ? -1 : 0;
+    size_t n = (size_t)w->xw_depth * 2;
+
+    if (n > sizeof(xw_spaces) - 1)
+        n = sizeof(xw_spaces) - 1;
+    xw_put(w, xw_spaces, n);
 }
 
-static int
-elem_int(xmlTextWriterPtr w, const char *name, long long v)
+/* "<name>" on its own line; the elements after it nest one deeper. */
+static void
+xw_open(struct xw *w, const char *name)
+{
+    xw_indent(w);
+    xw_put(w, "<", 1);
+    xw_put(w, name, strlen(name));
+    xw_put(w, ">\n", 2);
+    w->xw_depth++;
+}
+
+static void
+xw_close(struct xw *w, const char *name)
+{
+    w->xw_depth--;
+    xw_indent(w);
+    xw_put(w, "</", 2);
+    xw_put(w, name, strlen(name));
+    xw_put(w, ">\n", 2);
+}
+
+/* "<name>text</name>" on its own line, text escaped: one reservation and
+ * no call per piece (most elements are a few bytes). */
+static void
+xw_elem_n(struct xw *w, const char *name, const char *text, size_t len)
+{
+    size_t nlen = strlen(name), ind = (size_t)w->xw_depth * 2;
+    const char *end = text + len;
+    char *p;
+
+    if (ind > sizeof(xw_spaces) - 1)
+        ind = sizeof(xw_spaces) - 1;
+    /* "&quot;" is the longest escape: 6 bytes for 1. */
+    if (len > SIZE_MAX / 8 ||
+        sbuf_reserve(&w->xw_b, ind + 2 * nlen + 6 * len + 6) < 0) {
+        w->xw_err = 1;
+        return;
+    }
+    p = w->xw_b.sb_buf + w->xw_b.sb_len;
+    memcpy(p, xw_spaces, ind);
+    p += ind;
+    *p++ = '<';
+    memcpy(p, name, nlen);
+    p += nlen;
+    *p++ = '>';
+    while (text < end) {
+        const char *q = text;
+
+        while (q < end && !xw_special[(unsigned char)*q])
+            q++;
+        memcpy(p, text, (size_t)(q - text));
+        p += q - text;
+        if (q == end)
+            break;
+        switch (*q) {
+        case '&': memcpy(p, "&amp;", 5); p += 5; break;
+        case '<': memcpy(p, "&lt;", 4); p += 4; break;
+        case '>': memcpy(p, "&gt;", 4); p += 4; break;
+        case '"': memcpy(p, "&quot;", 6); p += 6; break;
+        default: memcpy(p, "&#13;", 5); p += 5; break;     /* CR */
+        }
+        text = q + 1;
+    }
+    *p++ = '<';
+    *p++ = '/';
+    memcpy(p, name, nlen);
+    p += nlen;
+    *p++ = '>';
+    *p++ = '\n';
+    *p = '\0';
+    w->xw_b.sb_len = (size_t)(p - w->xw_b.sb_buf);
+}
+
+static void
+elem(struct xw *w, const char *name, const char *text)
+{
+    xw_elem_n(w, name, text, strlen(text));
+}
+
+static void
+elem_int(struct xw *w, const char *name, long long v)
 {
     char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", v);
 
-    snprintf(buf, sizeof(buf), "%lld", v);
-    return elem(w, name, buf);
+    xw_elem_n(w, name, buf, (size_t)n);
 }
 
 /*
@@ -93,16 +201,27 @@ jr_put(struct jr *r, size_t *n, const char *s, size_t len)
     return 0;
 }
 
-/* A JSON string at r->p into r->buf (UTF-8, NUL-terminated). 0 or -1. */
+/* A JSON string at r->p: *val points at its UTF-8 text, *len bytes, not
+ * NUL-terminated: into the source when it has no escapes (most strings),
+ * else into r->buf (valid until the next call). 0 or -1. */
 static int
-jr_string(struct jr *r)
+jr_string(struct jr *r, const char **val, size_t *len)
 {
+    const char *quote;
     size_t n = 0;
 
     jr_ws(r);
     if (r->p >= r->end || *r->p != '"')
         return -1;
     r->p++;
+    quote = memchr(r->p, '"', (size_t)(r->end - r->p));
+    if (quote != NULL &&
+        memchr(r->p, '\\', (size_t)(quote - r->p)) == NULL) {
+        *val = r->p;
+        *len = (size_t)(quote - r->p);
+        r->p = quote + 1;
+        return 0;
+    }
     if (jr_put(r, &n, "", 0) < 0)
         return -1;
     while (r->p < r->end && *r->p != '"') {
@@ -174,64 +293,74 @@ jr_string(struct jr *r)
     if (r->p >= r->end)
         return -1;
     r->p++;                             /* closing quote */
+    *val = r->buf;
+    *len = n;
     return 0;
 }
 
-/* A scalar value into r->buf as its XML text (per field type); sets
- * *is_null. 0 or -1. */
+/* A scalar value as its XML text (per field type): *val and *len as
+ * jr_string gives them; sets *is_null. 0 or -1. */
 static int
-jr_scalar(struct jr *r, enum mtype type, int *is_null)
+jr_scalar(struct jr *r, enum mtype type, const char **val, size_t *len,
+          int *is_null)
 {
     const char *q;
-    size_t n = 0;
 
     *is_null = 0;
     jr_ws(r);
     if (r->p >= r->end)
         return -1;
     if (*r->p == '"')
-        return jr_string(r);
+        return jr_string(r, val, len);
     for (q = r->p; q < r->end && *q != ',' && *q != '}' && *q != ']' &&
-                   *q != ' ';
+                   *q != ' ' && *q != '\t' && *q != '\n' && *q != '\r';
          q++)
         ;
     if (q - r->p == 4 && memcmp(r->p, "null", 4) == 0) {
         *is_null = 1;
+        *val = "";
     } else if (q - r->p == 4 && memcmp(r->p, "true", 4) == 0) {
-        if (jr_put(r, &n, type == MT_BOOL ? "True" : "1",
-                   type == MT_BOOL ? 4 : 1) < 0)
-            return -1;
+        *val = type == MT_BOOL ? "True" : "1";
     } else if (q - r->p == 5 && memcmp(r->p, "false", 5) == 0) {
-        if (jr_put(r, &n, type == MT_BOOL ? "False" : "0",
-                   type == MT_BOOL ? 5 : 1) < 0)
-            return -1;
+        *val = type == MT_BOOL ? "False" : "0";
     } else if (q > r->p && (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'))) {
-        if (jr_put(r, &n, r->p, (size_t)(q - r->p)) < 0)
-            return -1;
+        *val = r->p;
     } else {
         return -1;
     }
+    *len = *val == r->p ? (size_t)(q - r->p) : strlen(*val);
     r->p = q;
     return 0;
 }
 
+/* The field called name (len bytes) in t, looked for from *hint on: the
+ * stored order is the table's, so the next field is almost always the
+ * one after the last. */
 static const struct mfield *
-field_of(const struct mtable *t, const char *name)
+field_of(const struct mtable *t, const char *name, size_t len, size_t *hint)
 {
-    size_t i;
+    size_t i, k;
 
-    for (i = 0; i < t->mt_nfields; i++)
-        if (strcmp(t->mt_fields[i].mf_name, name) == 0)
-            return &t->mt_fields[i];
+    for (k = 0; k < t->mt_nfields; k++) {
+        const struct mfield *f;
+
+        i = (*hint + k) % t->mt_nfields;
+        f = &t->mt_fields[i];
+        if (strncmp(f->mf_name, name, len) == 0 && f->mf_name[len] == '\0') {
+            *hint = i + 1;
+            return f;
+        }
+    }
     return NULL;
 }
 
 /* One object of table t: its set fields as elements, in stored (= table)
  * order. Unknown names are skipped. 0 or -1. */
 static int
-jr_fields(xmlTextWriterPtr w, struct jr *r, const struct mtable *t)
+jr_fields(struct xw *w, struct jr *r, const struct mtable *t)
 {
-    char name[64];
+    const char *val;
+    size_t hint = 0, len;
     int is_null;
 
     if (!jr_eat(r, '{'))
@@ -241,23 +370,21 @@ jr_fields(xmlTextWriterPtr w, struct jr *r, const struct mtable *t)
     do {
         const struct mfield *f;
 
-        if (jr_string(r) < 0 || strlen(r->buf) >= sizeof(name))
+        if (jr_string(r, &val, &len) < 0)
             return -1;
-        memcpy(name, r->buf, strlen(r->buf) + 1);
-        if (!jr_eat(r, ':'))
+        f = field_of(t, val, len, &hint);
+        if (!jr_eat(r, ':') ||
+            jr_scalar(r, f ? f->mf_type : MT_STR, &val, &len, &is_null) < 0)
             return -1;
-        f = field_of(t, name);
-        if (jr_scalar(r, f ? f->mf_type : MT_STR, &is_null) < 0)
-            return -1;
-        if (f != NULL && !is_null && elem(w, f->mf_name, r->buf) < 0)
-            return -1;
+        if (f != NULL && !is_null)
+            xw_elem_n(w, f->mf_name, val, len);
     } while (jr_eat(r, ','));
     return jr_eat(r, '}') ? 0 : -1;
 }
 
 /* An array of objects of table t, each as <name>...</name>. */
 static int
-jr_list(xmlTextWriterPtr w, struct jr *r, const char *name,
+jr_list(struct xw *w, struct jr *r, const char *name,
         const struct mtable *t)
 {
     if (!jr_eat(r, '['))
@@ -265,9 +392,10 @@ jr_list(xmlTextWriterPtr w, struct jr *r, const char *name,
     if (jr_eat(r, ']'))
         return 0;
     do {
-        if (xmlTextWriterStartElement(w, X(name)) < 0 ||
-            jr_fields(w, r, t) < 0 || xmlTextWriterEndElement(w) < 0)
+        xw_open(w, name);
+        if (jr_fields(w, r, t) < 0)
             return -1;
+        xw_close(w, name);
     } while (jr_eat(r, ','));
     return jr_eat(r, ']') ? 0 : -1;
 }
@@ -280,7 +408,7 @@ jr_init(struct jr *r, const char *s, size_t n)
 }
 
 static int
-write_row(xmlTextWriterPtr w, struct jr *r, const struct key *k,
+write_row(struct xw *w, struct jr *r, const struct key *k,
           int64_t client_id, const struct pxml_text *c)
 {
     char id[96];
@@ -288,30 +416,26 @@ write_row(xmlTextWriterPtr w, struct jr *r, const struct key *k,
 
     snprintf(id, sizeof(id), "%lld%s", (long long)client_id, k->k_port);
     jr_init(r, c->pt_info, c->pt_info_len);
-    if (xmlTextWriterStartElement(w, X("Clients")) < 0 ||
-        xmlTextWriterStartElement(w, X("Row")) < 0 ||
-        elem(w, "__id", id) < 0 || jr_fields(w, r, &model_info) < 0 ||
-        elem(w, "Installer", k->k_installer_name) < 0)
+    xw_open(w, "Clients");
+    xw_open(w, "Row");
+    elem(w, "__id", id);
+    if (jr_fields(w, r, &model_info) < 0)
         return -1;
+    elem(w, "Installer", k->k_installer_name);
     for (i = 0; i < k->k_nfields; i++)
-        if (elem(w, k->k_fields[i].kf_name, k->k_fields[i].kf_value) < 0)
-            return -1;
+        elem(w, k->k_fields[i].kf_name, k->k_fields[i].kf_value);
     if (k->k_ngroupings > 0) {
-        if (xmlTextWriterStartElement(w, X("ClientGroupings")) < 0)
-            return -1;
+        xw_open(w, "ClientGroupings");
         for (i = 0; i < k->k_ngroupings; i++) {
             const struct key_grouping *g = &k->k_groupings[i];
 
-            if (xmlTextWriterStartElement(w, X("ClientGrouping")) < 0 ||
-                elem(w, "Description", g->kg_description) < 0 ||
-                elem(w, "GroupingTypeDescription",
-                     g->kg_type_description) < 0 ||
-                elem(w, "GroupingAllowMultiple", g->kg_allow_multiple) < 0 ||
-                xmlTextWriterEndElement(w) < 0)
-                return -1;
+            xw_open(w, "ClientGrouping");
+            elem(w, "Description", g->kg_description);
+            elem(w, "GroupingTypeDescription", g->kg_type_description);
+            elem(w, "GroupingAllowMultiple", g->kg_allow_multiple);
+            xw_close(w, "ClientGrouping");
         }
-        if (xmlTextWriterEndElement(w) < 0)
-            return -1;
+        xw_close(w, "ClientGroupings");
     }
     jr_init(r, c->pt_zones, c->pt_zones_len);
     if (jr_list(w, r, "Zone", &model_zone) < 0)
@@ -320,50 +444,40 @@ write_row(xmlTextWriterPtr w, struct jr *r, const struct key *k,
     if (jr_list(w, r, "User", &model_user) < 0)
         return -1;
     /* The installer, UserNo 199: from keys.json, never from the API. */
-    if (xmlTextWriterStartElement(w, X("User")) < 0 ||
-        elem(w, "User_Name", k->k_installer_name) < 0 ||
-        elem(w, "Email", k->k_installer_email) < 0 ||
-        elem_int(w, "UserNo", MODEL_INSTALLER_USER_NO) < 0 ||
-        elem(w, "CallOrder", "0") < 0 || elem(w, "Type", "N") < 0 ||
-        xmlTextWriterEndElement(w) < 0)
-        return -1;
-    if (xmlTextWriterEndElement(w) < 0 || xmlTextWriterEndElement(w) < 0)
-        return -1;
-    return 0;
+    xw_open(w, "User");
+    elem(w, "User_Name", k->k_installer_name);
+    elem(w, "Email", k->k_installer_email);
+    elem_int(w, "UserNo", MODEL_INSTALLER_USER_NO);
+    elem(w, "CallOrder", "0");
+    elem(w, "Type", "N");
+    xw_close(w, "User");
+    xw_close(w, "Row");
+    xw_close(w, "Clients");
+    return w->xw_err ? -1 : 0;
 }
 
 int
 pxml_render_text(const struct key *k, int64_t client_id,
                  const struct pxml_text *c, char **out, size_t *outlen)
 {
-    xmlBufferPtr buf = NULL;
-    xmlTextWriterPtr w = NULL;
+    struct xw w = {{0}, 0, 0};
     struct jr r = {0};
-    size_t n;
-    int rc = -1;
+    size_t hint = c->pt_info_len + c->pt_zones_len + c->pt_users_len;
 
     *out = NULL;
-    if ((buf = xmlBufferCreateSize(4096)) == NULL)
-        goto fail;
-    if ((w = xmlNewTextWriterMemory(buf, 0)) == NULL)
-        goto fail;
-    if (xmlTextWriterSetIndent(w, 1) < 0 ||
-        xmlTextWriterSetIndentString(w, X("  ")) < 0 ||
-        xmlTextWriterWriteRaw(w, X(XML_DECL)) < 0 ||
-        write_row(w, &r, k, client_id, c) < 0 || xmlTextWriterFlush(w) < 0)
-        goto fail;
-    n = (size_t)xmlBufferLength(buf);
-    if ((*out = malloc(n + 1)) == NULL)
-        goto fail;
-    memcpy(*out, xmlBufferContent(buf), n);
-    (*out)[n] = '\0';
-    *outlen = n;
-    rc = 0;
-fail:
+    /* The XML is about twice the JSON: one allocation in most cases. */
+    if (sbuf_reserve(&w.xw_b, 2 * hint + 1024) < 0)
+        return -1;
+    xw_put(&w, XML_DECL, sizeof(XML_DECL) - 1);
+    if (write_row(&w, &r, k, client_id, c) < 0) {
+        free(r.buf);
+        sbuf_free(&w.xw_b);
+        return -1;
+    }
     free(r.buf);
-    xmlFreeTextWriter(w);
-    xmlBufferFree(buf);
-    return rc;
+    *out = w.xw_b.sb_buf;
+    *outlen = w.xw_b.sb_len;
+    return 0;
 }
 
 static int
@@ -469,6 +583,29 @@ pxml_write_file(const char *path, const char *buf, size_t len, int sync)
         goto fail;
     }
     fd = -1;
+    /*
+     * Swap the new file in, then remove the old one under the temporary
+     * name. A reader sees the old file or the new one, never neither, as
+     * with rename(). It is about half the cost of a rename() over an
+     * existing name on ext4, which writes the new file out before
+     * replacing (auto_da_alloc; docs/BENCHMARKS.md). Not every file system
+     * can exchange (EINVAL), and the first file has nothing to swap with
+     * (ENOENT): rename() then. A directory at path is swapped back and
+     * refused, as rename() refuses it.
+     */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        if (unlink(tmp) == 0 || errno == ENOENT)
+            return 0;
+        saved = errno;
+        if (saved == EISDIR &&
+            renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+            unlink(tmp);
+            errno = EISDIR;
+            return -1;
+        }
+        log_warn("cannot remove %s", tmp);
+        return 0;
+    }
     if (rename(tmp, path) < 0)
         goto fail;
     return 0;

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jlist.h"
 #include "log.h"
 #include "model.h"
 
@@ -121,89 +122,6 @@ store_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- byte buffers ---------------------------------------------------- */
-
-int
-sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->sb_cap - b->sb_len <= n) {
-        size_t cap = b->sb_cap ? b->sb_cap : 256;
-        char *p;
-
-        while (cap - b->sb_len <= n) {
-            if (__builtin_mul_overflow(cap, 2, &cap))
-                return -1;
-        }
-        if ((p = realloc(b->sb_buf, cap)) == NULL)
-            return -1;
-        b->sb_buf = p;
-        b->sb_cap = cap;
-    }
-    memcpy(b->sb_buf + b->sb_len, s, n);
-    b->sb_len += n;
-    b->sb_buf[b->sb_len] = '\0';
-    return 0;
-}
-
-int
-sbuf_addstr(struct sbuf *b, const char *s)
-{
-    return sbuf_add(b, s, strlen(s));
-}
-
-int
-sbuf_printf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    if ((size_t)n < sizeof(tmp))
-        return sbuf_add(b, tmp, (size_t)n);
-    {
-        char *big = malloc((size_t)n + 1);
-        int rc;
-
-        if (big == NULL)
-            return -1;
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        rc = sbuf_add(b, big, (size_t)n);
-        free(big);
-        return rc;
-    }
-}
-
-static int
-dump_cb(const char *buf, size_t size, void *data)
-{
-    return sbuf_add(data, buf, size);
-}
-
-int
-sbuf_add_json(struct sbuf *b, json_t *v)
-{
-    if (json_dump_callback(v, dump_cb, b, JSON_COMPACT) < 0)
-        return -1;
-    return b->sb_buf ? 0 : sbuf_add(b, "", 0);
-}
-
-void
-sbuf_free(struct sbuf *b)
-{
-    if (b == NULL)
-        return;
-    free(b->sb_buf);
-    b->sb_buf = NULL;
-    b->sb_len = b->sb_cap = 0;
 }
 
 /* ---- connection ------------------------------------------------------ */
@@ -693,34 +611,51 @@ store_load_client(struct store *s, const char *key, int64_t cid,
 
 /* ---- writes ---------------------------------------------------------- */
 
-/* Put obj into the sorted array by its field: replace (mode 0 or 1) or
- * insert (mode 0 or 2). Returns STORE_OK, STORE_EXISTS (mode 2, present),
- * STORE_NOITEM (mode 1, absent) or STORE_ERROR. */
+/* A zone or user change, made in the stored array's text (jlist.h). */
 static int
-list_put(json_t *arr, const char *field, json_t *obj, int mode)
+modify_list(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
 {
-    int64_t no = json_integer_value(json_object_get(obj, field));
-    int found;
-    size_t i = list_find(arr, field, no, &found);
+    const char *field = op == STORE_OP_ZONE_PUT || op == STORE_OP_ZONE_DELETE
+                        ? "Zone_No" : "UserNo";
+    struct sbuf elem = {0};
+    enum jlist_rc rc;
 
-    if (found && mode == 2)
+    switch (op) {
+    case STORE_OP_ZONE_DELETE:
+    case STORE_OP_USER_DELETE:
+        rc = jlist_del(col, field, num);
+        break;
+    case STORE_OP_ZONE_PUT:
+    case STORE_OP_USER_INSERT:
+    case STORE_OP_USER_REPLACE:
+        if (sbuf_add_json(&elem, data) < 0) {
+            rc = JLIST_NOMEM;
+            break;
+        }
+        rc = jlist_put(col, field,
+                       json_integer_value(json_object_get(data, field)),
+                       elem.sb_buf, elem.sb_len,
+                       op == STORE_OP_ZONE_PUT      ? JLIST_UPSERT
+                       : op == STORE_OP_USER_INSERT ? JLIST_INSERT
+                                                    : JLIST_REPLACE);
+        sbuf_free(&elem);
+        break;
+    default:
+        return STORE_ERROR;
+    }
+    switch (rc) {
+    case JLIST_OK:
+        return STORE_OK;
+    case JLIST_EXISTS:
         return STORE_EXISTS;
-    if (!found && mode == 1)
+    case JLIST_NOITEM:
         return STORE_NOITEM;
-    if (found)
-        return json_array_set(arr, i, obj) < 0 ? STORE_ERROR : STORE_OK;
-    return json_array_insert(arr, i, obj) < 0 ? STORE_ERROR : STORE_OK;
-}
-
-static int
-list_del(json_t *arr, const char *field, int64_t no)
-{
-    int found;
-    size_t i = list_find(arr, field, no, &found);
-
-    if (!found)
-        return STORE_NOITEM;
-    return json_array_remove(arr, i) < 0 ? STORE_ERROR : STORE_OK;
+    case JLIST_BAD:
+        log_warnx("%s: a stored value does not parse", __func__);
+        return STORE_ERROR;
+    default:
+        return STORE_ERROR;
+    }
 }
 
 /* Parse a stored JSON text, change it as op says, dump it back in place.
@@ -735,37 +670,18 @@ modify(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
         col->sb_len = 0;
         return sbuf_add_json(col, data) < 0 ? STORE_ERROR : STORE_OK;
     }
+    if (op != STORE_OP_CLIENT_PATCH)
+        return modify_list(op, data, num, col);
     if ((v = json_loadb(col->sb_buf, col->sb_len, 0, NULL)) == NULL) {
         log_warnx("%s: a stored value does not parse", __func__);
         return STORE_ERROR;
     }
-    switch (op) {
-    case STORE_OP_CLIENT_PATCH:
-        if ((merged = model_merge(&model_info, v, data)) == NULL)
-            goto done;
-        json_decref(v);
-        v = merged;
-        rc = STORE_OK;
-        break;
-    case STORE_OP_ZONE_PUT:
-        rc = list_put(v, "Zone_No", data, 0);
-        break;
-    case STORE_OP_ZONE_DELETE:
-        rc = list_del(v, "Zone_No", num);
-        break;
-    case STORE_OP_USER_INSERT:
-        rc = list_put(v, "UserNo", data, 2);
-        break;
-    case STORE_OP_USER_REPLACE:
-        rc = list_put(v, "UserNo", data, 1);
-        break;
-    case STORE_OP_USER_DELETE:
-        rc = list_del(v, "UserNo", num);
-        break;
-    default:
-        break;
-    }
-    if (rc == STORE_OK && dump_json(v, col) < 0)
+    if ((merged = model_merge(&model_info, v, data)) == NULL)
+        goto done;
+    json_decref(v);
+    v = merged;
+    rc = STORE_OK;
+    if (dump_json(v, col) < 0)
         rc = STORE_ERROR;
 done:
     json_decref(v);

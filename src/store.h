@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sbuf.h"
+
 struct store;
 
 /* Result codes of store calls. */
@@ -59,18 +61,6 @@ int store_savepoint(struct store *s);
 int store_savepoint_release(struct store *s);
 int store_savepoint_rollback(struct store *s);
 
-/* Grow a byte buffer; used for response bodies. */
-struct sbuf {
-    char *sb_buf;
-    size_t sb_len, sb_cap;
-};
-int sbuf_add(struct sbuf *b, const char *s, size_t n);
-int sbuf_addstr(struct sbuf *b, const char *s);
-int sbuf_printf(struct sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Append v as compact JSON. 0 or -1. */
-int sbuf_add_json(struct sbuf *b, json_t *v);
-void sbuf_free(struct sbuf *b);
 
 /* What a read says about a client besides its data. */
 struct store_meta {

@@ -23,6 +23,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
 
 #include "keys.h"
 #include "model.h"
@@ -140,10 +141,14 @@ assert_text_equal(const char *got, const char *want)
     if (strcmp(got, want) != 0) {
         size_t i = 0;
 
+        size_t from;
+
         while (got[i] && got[i] == want[i])
             i++;
-        print_error("differs at byte %zu\n--- got:\n%s\n--- wanted:\n%s\n",
-                    i, got, want);
+        from = i > 80 ? i - 80 : 0;
+        print_error("differs at byte %zu\n--- got, from byte %zu:\n%.160s\n"
+                    "--- wanted, from byte %zu:\n%.160s\n", i, from,
+                    got + from, from, want + from);
         fail();
     }
 }
@@ -704,6 +709,236 @@ test_render_write_compare(void **state)
     free(out);
 }
 
+/* ---- the emitter against libxml2's text writer ------------------------ */
+
+/*
+ * The reference: the same Row written with libxml2's xmlTextWriter (indent
+ * "  "), as patriot_xml.c did before it had its own emitter. The outbox
+ * files must stay byte for byte what they were: the reconcile pass compares
+ * bytes, and Patriot sites have seen these files for years.
+ */
+#define RX(s) ((const xmlChar *)(s))
+
+static void
+ref_fields(xmlTextWriterPtr w, json_t *obj, const struct mtable *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->mt_nfields; i++) {
+        const struct mfield *f = &t->mt_fields[i];
+        json_t *v = json_object_get(obj, f->mf_name);
+        char buf[64];
+        const char *text = buf;
+
+        if (v == NULL || json_is_null(v))
+            continue;
+        if (json_is_string(v))
+            text = json_string_value(v);
+        else if (json_is_boolean(v))
+            text = json_is_true(v) ? "True" : "False";
+        else
+            snprintf(buf, sizeof buf, "%lld",
+                     (long long)json_integer_value(v));
+        assert_true(xmlTextWriterWriteElement(w, RX(f->mf_name),
+                                              RX(text)) >= 0);
+    }
+}
+
+static void
+ref_list(xmlTextWriterPtr w, json_t *arr, const char *name,
+         const struct mtable *t)
+{
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(arr, i, o) {
+        assert_true(xmlTextWriterStartElement(w, RX(name)) >= 0);
+        ref_fields(w, o, t);
+        assert_true(xmlTextWriterEndElement(w) >= 0);
+    }
+}
+
+static char *
+ref_render(const struct key *k, int64_t cid, json_t *info, json_t *zones,
+           json_t *users)
+{
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlTextWriterPtr w = xmlNewTextWriterMemory(buf, 0);
+    char id[96], *out;
+    size_t i;
+
+    snprintf(id, sizeof id, "%lld%s", (long long)cid, k->k_port);
+    xmlTextWriterSetIndent(w, 1);
+    xmlTextWriterSetIndentString(w, RX("  "));
+    xmlTextWriterWriteRaw(w,
+        RX("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"));
+    xmlTextWriterStartElement(w, RX("Clients"));
+    xmlTextWriterStartElement(w, RX("Row"));
+    xmlTextWriterWriteElement(w, RX("__id"), RX(id));
+    ref_fields(w, info, &model_info);
+    xmlTextWriterWriteElement(w, RX("Installer"), RX(k->k_installer_name));
+    for (i = 0; i < k->k_nfields; i++)
+        xmlTextWriterWriteElement(w, RX(k->k_fields[i].kf_name),
+                                  RX(k->k_fields[i].kf_value));
+    if (k->k_ngroupings > 0) {
+        xmlTextWriterStartElement(w, RX("ClientGroupings"));
+        for (i = 0; i < k->k_ngroupings; i++) {
+            const struct key_grouping *g = &k->k_groupings[i];
+
+            xmlTextWriterStartElement(w, RX("ClientGrouping"));
+            xmlTextWriterWriteElement(w, RX("Description"),
+                                      RX(g->kg_description));
+            xmlTextWriterWriteElement(w, RX("GroupingTypeDescription"),
+                                      RX(g->kg_type_description));
+            xmlTextWriterWriteElement(w, RX("GroupingAllowMultiple"),
+                                      RX(g->kg_allow_multiple));
+            xmlTextWriterEndElement(w);
+        }
+        xmlTextWriterEndElement(w);
+    }
+    ref_list(w, zones, "Zone", &model_zone);
+    ref_list(w, users, "User", &model_user);
+    xmlTextWriterStartElement(w, RX("User"));
+    xmlTextWriterWriteElement(w, RX("User_Name"), RX(k->k_installer_name));
+    xmlTextWriterWriteElement(w, RX("Email"), RX(k->k_installer_email));
+    xmlTextWriterWriteElement(w, RX("UserNo"), RX("199"));
+    xmlTextWriterWriteElement(w, RX("CallOrder"), RX("0"));
+    xmlTextWriterWriteElement(w, RX("Type"), RX("N"));
+    xmlTextWriterEndElement(w);
+    xmlTextWriterEndElement(w);
+    xmlTextWriterEndElement(w);
+    assert_true(xmlTextWriterFlush(w) >= 0);
+    out = strdup((const char *)xmlBufferContent(buf));
+    xmlFreeTextWriter(w);
+    xmlBufferFree(buf);
+    return out;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t
+rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Random XML-legal text of at most max code points, heavy on what needs
+ * escaping or is multi-byte. */
+static json_t *
+rand_text(long long max)
+{
+    static const char *const parts[] = {
+        "a", "Z", "0", " ", "&", "<", ">", "\"", "'", "\r", "\n", "\t",
+        "]]>", "&amp;", "\xc3\xa6", "\xc3\xb8", "\xc3\xa5", "\xc3\x98",
+        "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbf\xbd", "/", "\\",
+    };
+    char buf[512];
+    size_t n = 0, cps = 0, want = (size_t)(rng() % 24);
+
+    if (max > 0 && want > (size_t)max)
+        want = (size_t)max;
+    while (cps < want) {
+        const char *p = parts[rng() % (sizeof parts / sizeof parts[0])];
+        size_t l = strlen(p);
+
+        if (n + l >= sizeof buf)
+            break;
+        memcpy(buf + n, p, l);
+        n += l;
+        cps += l == 3 && p[0] == ']' ? 3 : 1;
+    }
+    return json_stringn(buf, n);
+}
+
+static json_t *
+rand_obj(const struct mtable *t, const char *num_field, long long num)
+{
+    json_t *o = json_object();
+    size_t i;
+
+    for (i = 0; i < t->mt_nfields; i++) {
+        const struct mfield *f = &t->mt_fields[i];
+        json_t *v;
+
+        if (num_field != NULL && strcmp(f->mf_name, num_field) == 0) {
+            json_object_set_new(o, f->mf_name, json_integer(num));
+            continue;
+        }
+        if (rng() % 3 == 0)
+            continue;
+        switch (f->mf_type) {
+        case MT_STR:
+            v = rng() % 10 == 0 ? json_null() : rand_text(f->mf_max);
+            break;
+        case MT_BOOL:
+            v = json_boolean(rng() & 1);
+            break;
+        case MT_INT:
+            v = json_integer(f->mf_min + (long long)(rng() %
+                (uint64_t)(f->mf_max - f->mf_min + 1)));
+            break;
+        default:
+            continue;
+        }
+        json_object_set_new(o, f->mf_name, v);
+    }
+    return o;
+}
+
+static void
+test_render_matches_libxml2(void **state)
+{
+    int round;
+
+    (void)state;
+    for (round = 0; round < 2000; round++) {
+        const struct key *k = keys_get(ks, (size_t)round % keys_count(ks));
+        json_t *info = rand_obj(&model_info, NULL, 0);
+        json_t *zones = json_array(), *users = json_array();
+        int64_t cid = 1 + (int64_t)(rng() % 9999999999999999ULL);
+        long long nz = (long long)(rng() % 12), nu = (long long)(rng() % 6);
+        long long i;
+        char *ref, *out = NULL;
+        size_t len = 0;
+
+        for (i = 1; i <= nz; i++)
+            json_array_append_new(zones, rand_obj(&model_zone, "Zone_No",
+                                                  i * 7));
+        for (i = 1; i <= nu; i++)
+            json_array_append_new(users, rand_obj(&model_user, "UserNo",
+                                                  i));
+        ref = ref_render(k, cid, info, zones, users);
+        if (round % 2 == 0) {
+            assert_int_equal(pxml_render_client(k, cid, info, zones, users,
+                                                &out, &len), 0);
+        } else {
+            /* As stored text, with \uXXXX escapes and spaces: the
+             * streaming reader must give the same bytes. */
+            size_t f = JSON_ENSURE_ASCII | JSON_INDENT(1);
+            char *ti = json_dumps(info, f), *tz = json_dumps(zones, f);
+            char *tu = json_dumps(users, f);
+            struct pxml_text t = {ti, strlen(ti), tz, strlen(tz), tu,
+                                  strlen(tu)};
+
+            assert_int_equal(pxml_render_text(k, cid, &t, &out, &len), 0);
+            free(ti);
+            free(tz);
+            free(tu);
+        }
+        assert_non_null(out);
+        assert_int_equal(len, strlen(out));
+        assert_text_equal(out, ref);
+        free(ref);
+        free(out);
+        json_decref(info);
+        json_decref(zones);
+        json_decref(users);
+    }
+}
+
 int
 main(void)
 {
@@ -718,6 +953,7 @@ main(void)
         cmocka_unit_test(test_write_failures),
         cmocka_unit_test(test_file_equals),
         cmocka_unit_test(test_render_write_compare),
+        cmocka_unit_test(test_render_matches_libxml2),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
