@@ -1,15 +1,17 @@
 /*
- * apply.c - the writer's cost per change without HTTP: PUT zone changes to
- * random clients of a seeded database (bench/seed), in transactions of
+ * apply.c - the writer's cost per change without HTTP: PUT zone changes (or
+ * PATCHes of the Location) to random clients of a seeded database
+ * (bench/seed), in transactions of
  * BATCH changes through writer_apply_batch() with the answer body built,
  * as the server's writer thread does. Prints wall and thread CPU time per
  * change; under `valgrind --tool=callgrind` the instruction count per
  * change is repeatable on a noisy machine.
- * Usage: apply KEYS_JSON KEY_NAME DATA_FILE CLIENTS CHANGES [BATCH]
+ * Usage: apply KEYS_JSON KEY_NAME DATA_FILE CLIENTS CHANGES [BATCH [patch]]
  */
 #include <libxml/parser.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "keys.h"
@@ -39,15 +41,17 @@ main(int argc, char **argv)
     long clients, changes, batch, done = 0, i;
     double w0, c0, w1, c1;
     unsigned seed = 1;
+    int patch;
 
     if (argc < 6) {
         fprintf(stderr, "usage: apply KEYS_JSON KEY_NAME DATA_FILE CLIENTS"
-                        " CHANGES [BATCH]\n");
+                        " CHANGES [BATCH [patch]]\n");
         return 2;
     }
     clients = atol(argv[4]);
     changes = atol(argv[5]);
     batch = argc > 6 ? atol(argv[6]) : 18;
+    patch = argc > 7 && strcmp(argv[7], "patch") == 0;
     if (clients < 1 || batch < 1 || batch > MAXBATCH)
         return 2;
     xmlInitParser();
@@ -69,15 +73,20 @@ main(int argc, char **argv)
             json_t *in, *errs = json_array();
 
             snprintf(area, sizeof(area), "Sone %ld", done + i);
-            in = json_pack("{s:i, s:s, s:i}", "Zone_No",
-                           1 + (int)(rand_r(&seed) % 8), "Zone_area", area,
-                           "ModuleNo", 0);
+            if (patch)
+                in = json_pack("{s:s}", "Location", area);
+            else
+                in = json_pack("{s:i, s:s, s:i}", "Zone_No",
+                               1 + (int)(rand_r(&seed) % 8), "Zone_area",
+                               area, "ModuleNo", 0);
             jobs[i] = (struct writer_job){
-                .wj_op = STORE_OP_ZONE_PUT, .wj_key = k,
+                .wj_op = patch ? STORE_OP_CLIENT_PATCH : STORE_OP_ZONE_PUT,
+                .wj_key = k,
                 .wj_cid = 1 + (long)(rand_r(&seed) % (unsigned)clients),
                 .wj_want_body = 1,
-                .wj_data = model_validate(&model_zone, in, 0, NULL, errs,
-                                          NULL)};
+                .wj_data = model_validate(patch ? &model_info : &model_zone,
+                                          in, patch ? MV_PARTIAL : 0, NULL,
+                                          errs, NULL)};
             json_decref(in);
             json_decref(errs);
             if (jobs[i].wj_data == NULL)

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jlist.h"
+#include "jtext.h"
 #include "log.h"
 #include "model.h"
 
@@ -284,14 +284,6 @@ store_savepoint_rollback(struct store *s)
 }
 
 /* ---- helpers --------------------------------------------------------- */
-
-/* Canonical compact JSON of v into b (NUL-terminated). 0 or -1. */
-static int
-dump_json(json_t *v, struct sbuf *b)
-{
-    b->sb_len = 0;
-    return sbuf_add_json(b, v);
-}
 
 static void
 reset(sqlite3_stmt *st)
@@ -611,46 +603,46 @@ store_load_client(struct store *s, const char *key, int64_t cid,
 
 /* ---- writes ---------------------------------------------------------- */
 
-/* A zone or user change, made in the stored array's text (jlist.h). */
+/* A zone or user change, made in the stored array's text (jtext.h). */
 static int
 modify_list(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
 {
     const char *field = op == STORE_OP_ZONE_PUT || op == STORE_OP_ZONE_DELETE
                         ? "Zone_No" : "UserNo";
     struct sbuf elem = {0};
-    enum jlist_rc rc;
+    enum jtext_rc rc;
 
     switch (op) {
     case STORE_OP_ZONE_DELETE:
     case STORE_OP_USER_DELETE:
-        rc = jlist_del(col, field, num);
+        rc = jtext_list_del(col, field, num);
         break;
     case STORE_OP_ZONE_PUT:
     case STORE_OP_USER_INSERT:
     case STORE_OP_USER_REPLACE:
         if (sbuf_add_json(&elem, data) < 0) {
-            rc = JLIST_NOMEM;
+            rc = JTEXT_NOMEM;
             break;
         }
-        rc = jlist_put(col, field,
+        rc = jtext_list_put(col, field,
                        json_integer_value(json_object_get(data, field)),
                        elem.sb_buf, elem.sb_len,
-                       op == STORE_OP_ZONE_PUT      ? JLIST_UPSERT
-                       : op == STORE_OP_USER_INSERT ? JLIST_INSERT
-                                                    : JLIST_REPLACE);
+                       op == STORE_OP_ZONE_PUT      ? JTEXT_UPSERT
+                       : op == STORE_OP_USER_INSERT ? JTEXT_INSERT
+                                                    : JTEXT_REPLACE);
         sbuf_free(&elem);
         break;
     default:
         return STORE_ERROR;
     }
     switch (rc) {
-    case JLIST_OK:
+    case JTEXT_OK:
         return STORE_OK;
-    case JLIST_EXISTS:
+    case JTEXT_EXISTS:
         return STORE_EXISTS;
-    case JLIST_NOITEM:
+    case JTEXT_NOITEM:
         return STORE_NOITEM;
-    case JLIST_BAD:
+    case JTEXT_BAD:
         log_warnx("%s: a stored value does not parse", __func__);
         return STORE_ERROR;
     default:
@@ -658,13 +650,13 @@ modify_list(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
     }
 }
 
-/* Parse a stored JSON text, change it as op says, dump it back in place.
- * Only the column a change touches is parsed. */
+/* Change the stored JSON text of the column op touches, in place; only
+ * that column is read (jtext.h). */
 static int
 modify(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
 {
-    json_t *v = NULL, *merged = NULL;
-    int rc = STORE_ERROR;
+    struct sbuf patch = {0};
+    enum jtext_rc rc;
 
     if (op == STORE_OP_CLIENT_PUT) {
         col->sb_len = 0;
@@ -672,20 +664,13 @@ modify(enum store_op op, json_t *data, int64_t num, struct sbuf *col)
     }
     if (op != STORE_OP_CLIENT_PATCH)
         return modify_list(op, data, num, col);
-    if ((v = json_loadb(col->sb_buf, col->sb_len, 0, NULL)) == NULL) {
-        log_warnx("%s: a stored value does not parse", __func__);
+    if (sbuf_add_json(&patch, data) < 0)
         return STORE_ERROR;
-    }
-    if ((merged = model_merge(&model_info, v, data)) == NULL)
-        goto done;
-    json_decref(v);
-    v = merged;
-    rc = STORE_OK;
-    if (dump_json(v, col) < 0)
-        rc = STORE_ERROR;
-done:
-    json_decref(v);
-    return rc;
+    rc = jtext_merge(&model_info, col, patch.sb_buf, patch.sb_len);
+    sbuf_free(&patch);
+    if (rc == JTEXT_BAD)
+        log_warnx("%s: a stored value does not parse", __func__);
+    return rc == JTEXT_OK ? STORE_OK : STORE_ERROR;
 }
 
 int

@@ -1,10 +1,12 @@
 /*
- * jlist.c - change one element of a stored JSON array as text (see
- * jlist.h). One pass finds the element and its neighbours; the change is
- * one memmove in the buffer.
+ * jtext.c - change a stored JSON text without a tree (see jtext.h). A list
+ * change is one pass to find the element and its neighbours and one
+ * memmove in the buffer; a merge reads both objects' members as byte
+ * ranges and writes them out in table order.
  */
-#include "jlist.h"
+#include "jtext.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 struct scan {
@@ -226,34 +228,34 @@ locate(const struct sbuf *arr, const char *field, int64_t no,
 }
 
 /* Replace [from, to) of b by a (alen bytes) then z (zlen bytes). */
-static enum jlist_rc
+static enum jtext_rc
 splice(struct sbuf *b, size_t from, size_t to, const char *a, size_t alen,
        const char *z, size_t zlen)
 {
     size_t add = alen + zlen, cut = to - from, tail = b->sb_len - to;
 
     if (add > cut && sbuf_reserve(b, add - cut) < 0)
-        return JLIST_NOMEM;
+        return JTEXT_NOMEM;
     memmove(b->sb_buf + from + add, b->sb_buf + to, tail);
     memcpy(b->sb_buf + from, a, alen);
     memcpy(b->sb_buf + from + alen, z, zlen);
     b->sb_len = b->sb_len - cut + add;
     b->sb_buf[b->sb_len] = '\0';
-    return JLIST_OK;
+    return JTEXT_OK;
 }
 
-enum jlist_rc
-jlist_put(struct sbuf *arr, const char *field, int64_t no, const char *elem,
-          size_t elen, enum jlist_mode mode)
+enum jtext_rc
+jtext_list_put(struct sbuf *arr, const char *field, int64_t no, const char *elem,
+          size_t elen, enum jtext_mode mode)
 {
     struct where w;
 
     if (locate(arr, field, no, &w) < 0)
-        return JLIST_BAD;
-    if (w.found && mode == JLIST_INSERT)
-        return JLIST_EXISTS;
-    if (!w.found && mode == JLIST_REPLACE)
-        return JLIST_NOITEM;
+        return JTEXT_BAD;
+    if (w.found && mode == JTEXT_INSERT)
+        return JTEXT_EXISTS;
+    if (!w.found && mode == JTEXT_REPLACE)
+        return JTEXT_NOITEM;
     if (w.found)
         return splice(arr, w.at, w.end, elem, elen, "", 0);
     if (w.decided)                      /* before a greater number */
@@ -263,18 +265,140 @@ jlist_put(struct sbuf *arr, const char *field, int64_t no, const char *elem,
     return splice(arr, w.last_end, w.last_end, ",", 1, elem, elen);
 }
 
-enum jlist_rc
-jlist_del(struct sbuf *arr, const char *field, int64_t no)
+enum jtext_rc
+jtext_list_del(struct sbuf *arr, const char *field, int64_t no)
 {
     struct where w;
 
     if (locate(arr, field, no, &w) < 0)
-        return JLIST_BAD;
+        return JTEXT_BAD;
     if (!w.found)
-        return JLIST_NOITEM;
+        return JTEXT_NOITEM;
     if (w.has_next)
         return splice(arr, w.at, w.next_start, "", 0, "", 0);
     if (w.has_prev)
         return splice(arr, w.prev_end, w.end, "", 0, "", 0);
     return splice(arr, w.at, w.end, "", 0, "", 0);
+}
+
+/* A member of an object: its name and its value's text, as byte ranges. */
+struct member {
+    const char *m_name, *m_val;
+    size_t m_nlen, m_vlen;
+};
+
+#define MEMBERS_MAX 128
+
+/* The members of the object text s (n bytes), at most max. Count or -1. */
+static int
+members(const char *s, size_t n, struct member *m, int max)
+{
+    struct scan c = {s, n, 0};
+    int k = 0;
+
+    if (s == NULL)
+        return -1;
+    ws(&c);
+    if (!at(&c, '{'))
+        return -1;
+    c.i++;
+    ws(&c);
+    if (at(&c, '}')) {
+        c.i++;
+    } else {
+        for (;;) {
+            size_t ks, vs;
+
+            if (k == max || !at(&c, '"'))
+                return -1;
+            ks = c.i + 1;
+            if (skip_string(&c) < 0)
+                return -1;
+            m[k].m_name = s + ks;
+            m[k].m_nlen = c.i - 1 - ks;
+            ws(&c);
+            if (!at(&c, ':'))
+                return -1;
+            c.i++;
+            ws(&c);
+            vs = c.i;
+            if (skip_value(&c) < 0)
+                return -1;
+            m[k].m_val = s + vs;
+            m[k].m_vlen = c.i - vs;
+            k++;
+            ws(&c);
+            if (at(&c, ',')) {
+                c.i++;
+                ws(&c);
+                continue;
+            }
+            if (!at(&c, '}'))
+                return -1;
+            c.i++;
+            break;
+        }
+    }
+    ws(&c);
+    return c.i == c.n ? k : -1;
+}
+
+static const struct member *
+member(const struct member *m, int n, const char *name, size_t nlen)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (m[i].m_nlen == nlen && memcmp(m[i].m_name, name, nlen) == 0)
+            return &m[i];
+    return NULL;
+}
+
+enum jtext_rc
+jtext_merge(const struct mtable *t, struct sbuf *obj, const char *patch,
+            size_t plen)
+{
+    struct member *bm = NULL, *pm;
+    struct sbuf out = {0};
+    int nb, np, first = 1;
+    enum jtext_rc rc = JTEXT_NOMEM;
+    size_t i;
+
+    if ((bm = malloc(2 * MEMBERS_MAX * sizeof(*bm))) == NULL)
+        return JTEXT_NOMEM;
+    pm = bm + MEMBERS_MAX;
+    if ((nb = members(obj->sb_buf, obj->sb_len, bm, MEMBERS_MAX)) < 0 ||
+        (np = members(patch, plen, pm, MEMBERS_MAX)) < 0) {
+        rc = JTEXT_BAD;
+        goto done;
+    }
+    if (sbuf_reserve(&out, obj->sb_len + plen + 2) < 0 ||
+        sbuf_add(&out, "{", 1) < 0)
+        goto done;
+    for (i = 0; i < t->mt_nfields; i++) {
+        const char *name = t->mt_fields[i].mf_name;
+        size_t nlen = strlen(name);
+        const struct member *m = member(pm, np, name, nlen);
+
+        if (m == NULL)
+            m = member(bm, nb, name, nlen);
+        if (m == NULL || (m->m_vlen == 4 && memcmp(m->m_val, "null", 4) == 0))
+            continue;
+        if ((!first && sbuf_add(&out, ",", 1) < 0) ||
+            sbuf_add(&out, "\"", 1) < 0 || sbuf_add(&out, name, nlen) < 0 ||
+            sbuf_add(&out, "\":", 2) < 0 ||
+            sbuf_add(&out, m->m_val, m->m_vlen) < 0)
+            goto done;
+        first = 0;
+    }
+    if (sbuf_add(&out, "}", 1) < 0)
+        goto done;
+    sbuf_free(obj);
+    *obj = out;
+    out.sb_buf = NULL;
+    rc = JTEXT_OK;
+done:
+    sbuf_free(&out);
+    free(bm);
+    return rc;
 }

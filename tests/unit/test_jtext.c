@@ -1,5 +1,5 @@
 /*
- * test_jlist.c - unit tests of jlist.c: every change made as text gives the
+ * test_jtext.c - unit tests of jtext.c: every change made as text gives the
  * bytes that jansson gives when it parses the array, changes it and dumps it
  * compact (the way the store changed a list before), for 20,000 random
  * arrays and changes; the edges by hand; bad text refused and left as it
@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jlist.h"
+#include "jtext.h"
+#include "model.h"
 #include "sbuf.h"
 
 static void
@@ -47,32 +48,32 @@ ref_find(json_t *arr, const char *field, int64_t no, int *found)
     return i;
 }
 
-/* Returns the jlist_rc the change should give; *out the dump if JLIST_OK. */
+/* Returns the jtext_rc the change should give; *out the dump if JTEXT_OK. */
 static int
 ref_change(const char *text, const char *field, int64_t no, json_t *elem,
-           int del, enum jlist_mode mode, char **out)
+           int del, enum jtext_mode mode, char **out)
 {
     json_t *arr = json_loads(text, 0, NULL);
     size_t i;
-    int found, rc = JLIST_OK;
+    int found, rc = JTEXT_OK;
 
     assert_non_null(arr);
     i = ref_find(arr, field, no, &found);
     if (del) {
         if (!found)
-            rc = JLIST_NOITEM;
+            rc = JTEXT_NOITEM;
         else
             json_array_remove(arr, i);
-    } else if (found && mode == JLIST_INSERT) {
-        rc = JLIST_EXISTS;
-    } else if (!found && mode == JLIST_REPLACE) {
-        rc = JLIST_NOITEM;
+    } else if (found && mode == JTEXT_INSERT) {
+        rc = JTEXT_EXISTS;
+    } else if (!found && mode == JTEXT_REPLACE) {
+        rc = JTEXT_NOITEM;
     } else if (found) {
         json_array_set(arr, i, elem);
     } else {
         json_array_insert(arr, i, elem);
     }
-    *out = rc == JLIST_OK ? json_dumps(arr, JSON_COMPACT) : NULL;
+    *out = rc == JTEXT_OK ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
     return rc;
 }
@@ -147,7 +148,7 @@ test_matches_jansson(void **state)
         size_t n = rng() % 8, i;
         char *text, *want = NULL, *etext;
         int del = rng() % 3 == 0, rc, ref;
-        enum jlist_mode mode = (enum jlist_mode)(rng() % 3);
+        enum jtext_mode mode = (enum jtext_mode)(rng() % 3);
 
         for (i = 0; i < n; i++)     /* sorted, unique */
             nums[i] = (i ? nums[i - 1] : 0) + 1 + (int64_t)(rng() % 4);
@@ -160,10 +161,10 @@ test_matches_jansson(void **state)
         etext = json_dumps(elem, JSON_COMPACT);
         ref = ref_change(text, field, no, elem, del, mode, &want);
         set(&b, text);
-        rc = del ? jlist_del(&b, field, no)
-                 : jlist_put(&b, field, no, etext, strlen(etext), mode);
+        rc = del ? jtext_list_del(&b, field, no)
+                 : jtext_list_put(&b, field, no, etext, strlen(etext), mode);
         assert_int_equal(rc, ref);
-        assert_string_equal(b.sb_buf, rc == JLIST_OK ? want : text);
+        assert_string_equal(b.sb_buf, rc == JTEXT_OK ? want : text);
         assert_int_equal(b.sb_len, strlen(b.sb_buf));
         free(want);
         free(text);
@@ -181,42 +182,42 @@ test_edges(void **state)
 
     (void)state;
     set(&b, "[]");
-    assert_int_equal(jlist_put(&b, "Zone_No", 3, "{\"Zone_No\":3}", 13,
-                               JLIST_UPSERT), JLIST_OK);
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 3, "{\"Zone_No\":3}", 13,
+                               JTEXT_UPSERT), JTEXT_OK);
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":3}]");
-    assert_int_equal(jlist_put(&b, "Zone_No", 1, "{\"Zone_No\":1}", 13,
-                               JLIST_INSERT), JLIST_OK);
-    assert_int_equal(jlist_put(&b, "Zone_No", 9, "{\"Zone_No\":9}", 13,
-                               JLIST_UPSERT), JLIST_OK);
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 1, "{\"Zone_No\":1}", 13,
+                               JTEXT_INSERT), JTEXT_OK);
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 9, "{\"Zone_No\":9}", 13,
+                               JTEXT_UPSERT), JTEXT_OK);
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":1},{\"Zone_No\":3},"
                                   "{\"Zone_No\":9}]");
-    assert_int_equal(jlist_put(&b, "Zone_No", 3, "{\"Zone_No\":3,\"a\":1}",
-                               19, JLIST_REPLACE), JLIST_OK);
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 3, "{\"Zone_No\":3,\"a\":1}",
+                               19, JTEXT_REPLACE), JTEXT_OK);
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":1},{\"Zone_No\":3,\"a\":1},"
                                   "{\"Zone_No\":9}]");
-    assert_int_equal(jlist_put(&b, "Zone_No", 3, "{\"Zone_No\":3}", 13,
-                               JLIST_INSERT), JLIST_EXISTS);
-    assert_int_equal(jlist_put(&b, "Zone_No", 4, "{\"Zone_No\":4}", 13,
-                               JLIST_REPLACE), JLIST_NOITEM);
-    assert_int_equal(jlist_del(&b, "Zone_No", 4), JLIST_NOITEM);
-    assert_int_equal(jlist_del(&b, "Zone_No", 9), JLIST_OK);  /* last */
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 3, "{\"Zone_No\":3}", 13,
+                               JTEXT_INSERT), JTEXT_EXISTS);
+    assert_int_equal(jtext_list_put(&b, "Zone_No", 4, "{\"Zone_No\":4}", 13,
+                               JTEXT_REPLACE), JTEXT_NOITEM);
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 4), JTEXT_NOITEM);
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 9), JTEXT_OK);  /* last */
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":1},{\"Zone_No\":3,\"a\":1}]");
-    assert_int_equal(jlist_del(&b, "Zone_No", 1), JLIST_OK);  /* first */
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 1), JTEXT_OK);  /* first */
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":3,\"a\":1}]");
-    assert_int_equal(jlist_del(&b, "Zone_No", 3), JLIST_OK);  /* only */
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 3), JTEXT_OK);  /* only */
     assert_string_equal(b.sb_buf, "[]");
 
     /* Whitespace anywhere JSON allows it is read (the result keeps it). */
     set(&b, " [ { \"UserNo\" : 2 } ,\n{\"UserNo\":5} ] ");
-    assert_int_equal(jlist_put(&b, "UserNo", 4, "{\"UserNo\":4}", 12,
-                               JLIST_INSERT), JLIST_OK);
+    assert_int_equal(jtext_list_put(&b, "UserNo", 4, "{\"UserNo\":4}", 12,
+                               JTEXT_INSERT), JTEXT_OK);
     assert_string_equal(b.sb_buf, " [ { \"UserNo\" : 2 } ,\n{\"UserNo\":4},"
                                   "{\"UserNo\":5} ] ");
     /* The field inside a string or a nested value does not count. */
     set(&b, "[{\"x\":\"\\\"UserNo\\\":1\",\"y\":{\"UserNo\":1},"
             "\"UserNo\":7}]");
-    assert_int_equal(jlist_del(&b, "UserNo", 1), JLIST_NOITEM);
-    assert_int_equal(jlist_del(&b, "UserNo", 7), JLIST_OK);
+    assert_int_equal(jtext_list_del(&b, "UserNo", 1), JTEXT_NOITEM);
+    assert_int_equal(jtext_list_del(&b, "UserNo", 7), JTEXT_OK);
     assert_string_equal(b.sb_buf, "[]");
     sbuf_free(&b);
 }
@@ -233,19 +234,95 @@ test_bad_text(void **state)
     size_t i;
 
     (void)state;
-    assert_int_equal(jlist_del(&b, "Zone_No", 1), JLIST_BAD);   /* empty */
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 1), JTEXT_BAD);   /* empty */
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         set(&b, bad[i]);
-        assert_int_equal(jlist_put(&b, "Zone_No", 1, "{\"Zone_No\":1}", 13,
-                                   JLIST_UPSERT), JLIST_BAD);
-        assert_int_equal(jlist_del(&b, "Zone_No", 1), JLIST_BAD);
+        assert_int_equal(jtext_list_put(&b, "Zone_No", 1, "{\"Zone_No\":1}", 13,
+                                   JTEXT_UPSERT), JTEXT_BAD);
+        assert_int_equal(jtext_list_del(&b, "Zone_No", 1), JTEXT_BAD);
         assert_string_equal(b.sb_buf, bad[i]);
     }
     /* A number out of range or not an integer counts as 0, as jansson's
      * json_integer_value() of it. */
     set(&b, "[{\"Zone_No\":99999999999999999999},{\"Zone_No\":1.5}]");
-    assert_int_equal(jlist_del(&b, "Zone_No", 0), JLIST_OK);
+    assert_int_equal(jtext_list_del(&b, "Zone_No", 0), JTEXT_OK);
     assert_string_equal(b.sb_buf, "[{\"Zone_No\":1.5}]");
+    sbuf_free(&b);
+}
+
+/* A value for field f, or null (a PATCH clears with null). */
+static json_t *
+rand_value(const struct mfield *f)
+{
+    if (rng() % 5 == 0)
+        return json_null();
+    switch (f->mf_type) {
+    case MT_BOOL:
+        return json_boolean(rng() & 1);
+    case MT_INT:
+        return json_integer((json_int_t)(rng() % 100000));
+    default:
+        return rand_string();
+    }
+}
+
+static void
+test_merge_matches_model_merge(void **state)
+{
+    struct sbuf b = {0};
+    int round;
+
+    (void)state;
+    for (round = 0; round < 20000; round++) {
+        json_t *base = json_object(), *patch = json_object(), *merged;
+        char *btext, *ptext, *want;
+        size_t i;
+
+        for (i = 0; i < model_info.mt_nfields; i++) {
+            const struct mfield *f = &model_info.mt_fields[i];
+            json_t *v;
+
+            if (rng() % 2) {    /* stored: never null */
+                v = rand_value(f);
+                if (json_is_null(v)) {
+                    json_decref(v);
+                    v = json_string("x");
+                }
+                json_object_set_new(base, f->mf_name, v);
+            }
+            if (rng() % 4 == 0)
+                json_object_set_new(patch, f->mf_name, rand_value(f));
+        }
+        if (rng() % 8 == 0)     /* a field no table names: dropped */
+            json_object_set_new(base, "Gone", json_string("{\"Name\":1}"));
+        btext = json_dumps(base, JSON_COMPACT);
+        ptext = json_dumps(patch, JSON_COMPACT);
+        merged = model_merge(&model_info, base, patch);
+        want = json_dumps(merged, JSON_COMPACT);
+        set(&b, btext);
+        assert_int_equal(jtext_merge(&model_info, &b, ptext, strlen(ptext)),
+                         JTEXT_OK);
+        assert_string_equal(b.sb_buf, want);
+        assert_int_equal(b.sb_len, strlen(want));
+        free(btext);
+        free(ptext);
+        free(want);
+        json_decref(merged);
+        json_decref(base);
+        json_decref(patch);
+    }
+    /* Bad text: refused, obj unchanged. */
+    set(&b, "{\"Name\":\"a\"");
+    assert_int_equal(jtext_merge(&model_info, &b, "{}", 2), JTEXT_BAD);
+    assert_string_equal(b.sb_buf, "{\"Name\":\"a\"");
+    set(&b, "{\"Name\":\"a\"}");
+    assert_int_equal(jtext_merge(&model_info, &b, "[]", 2), JTEXT_BAD);
+    assert_int_equal(jtext_merge(&model_info, &b, "{\"Name\"}", 8),
+                     JTEXT_BAD);
+    assert_string_equal(b.sb_buf, "{\"Name\":\"a\"}");
+    assert_int_equal(jtext_merge(&model_info, &b, "{\"Name\":null}", 13),
+                     JTEXT_OK);
+    assert_string_equal(b.sb_buf, "{}");
     sbuf_free(&b);
 }
 
@@ -256,6 +333,7 @@ main(void)
         cmocka_unit_test(test_matches_jansson),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_bad_text),
+        cmocka_unit_test(test_merge_matches_model_merge),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
