@@ -1,10 +1,15 @@
 /*
  * log.c - diagnostics to stderr and the request log file (see log.h).
  *
- * Every line is formatted in full first and then written with one write(2)
- * while holding one mutex, so lines from different threads never interleave
+ * Every line is formatted in full first and then written whole while
+ * holding one mutex, so lines from different threads never interleave
  * (and, with O_APPEND, never interleave with other writers of the request
- * log either). Control characters in messages are escaped as \xHH, so a
+ * log either). Request lines are gathered in a buffer and written by a
+ * flusher thread at most LOG_FLUSH_MS later, one write(2) for many lines:
+ * a write(2) a request was a quarter of the HTTP threads' time
+ * (docs/BENCHMARKS.md). A diagnostic line, a reopen and log_close() write
+ * what is gathered first, so the order of lines is kept; a kill -9 loses at
+ * most the last LOG_FLUSH_MS of request lines, never data. Control characters in messages are escaped as \xHH, so a
  * value taken from a request cannot forge a second log line. Every function
  * here preserves errno.
  */
@@ -13,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,9 +27,17 @@
 
 #define LOG_LINE_MAX 2048           /* bytes of one line, newline included */
 #define LOG_FIELD_MAX 512           /* bytes shown of one request field */
+#define LOG_BUF_SIZE (256 * 1024)   /* request lines gathered at most */
+#define LOG_FLUSH_MS 50             /* ... and for at most this long */
 
 static pthread_mutex_t log_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
 static int log_req_fd = -1;         /* request log; under log_mtx */
+/* Under log_mtx: */
+static char log_pend[LOG_BUF_SIZE]; /* request lines not yet written */
+static size_t log_pend_len;
+static int log_flusher_state;       /* 0 not started, 1 running, 2 gone */
+static pthread_t log_flusher;
 static int log_min_level = LOG_LVL_INFO;    /* atomic */
 static int log_req_echo = 1;                /* atomic */
 static int log_req_format = LOG_FMT_TEXT;   /* atomic */
@@ -108,6 +122,41 @@ log_write_all(int fd, const char *buf, size_t n)
     }
 }
 
+/* Under log_mtx: write the gathered request lines. */
+static void
+log_flush_locked(void)
+{
+    if (log_pend_len == 0)
+        return;
+    if (log_req_fd != -1)
+        log_write_all(log_req_fd, log_pend, log_pend_len);
+    if (__atomic_load_n(&log_req_echo, __ATOMIC_RELAXED))
+        log_write_all(STDERR_FILENO, log_pend, log_pend_len);
+    log_pend_len = 0;
+}
+
+static void *
+log_flusher_run(void *arg)
+{
+    struct timespec gather = {0, LOG_FLUSH_MS * 1000000L};
+
+    (void)arg;
+    pthread_mutex_lock(&log_mtx);
+    for (;;) {
+        while (log_pend_len == 0 && log_flusher_state == 1)
+            pthread_cond_wait(&log_cv, &log_mtx);
+        if (log_flusher_state != 1)
+            break;
+        pthread_mutex_unlock(&log_mtx);
+        nanosleep(&gather, NULL);       /* let lines gather */
+        pthread_mutex_lock(&log_mtx);
+        log_flush_locked();
+    }
+    log_flush_locked();
+    pthread_mutex_unlock(&log_mtx);
+    return NULL;
+}
+
 static void log_vemit(enum log_level lvl, int errnum, const char *fmt,
                       va_list ap) __attribute__((format(printf, 3, 0)));
 
@@ -147,6 +196,7 @@ log_vemit(enum log_level lvl, int errnum, const char *fmt, va_list ap)
     }
     line[pos++] = '\n';
     pthread_mutex_lock(&log_mtx);
+    log_flush_locked();
     log_write_all(STDERR_FILENO, line, pos);
     pthread_mutex_unlock(&log_mtx);
 }
@@ -189,6 +239,7 @@ log_open_request_log(const char *path)
             return -1;
     }
     pthread_mutex_lock(&log_mtx);
+    log_flush_locked();
     old = log_req_fd;
     log_req_fd = fd;
     pthread_mutex_unlock(&log_mtx);
@@ -204,9 +255,17 @@ log_open_request_log(const char *path)
 void
 log_close(void)
 {
-    int e = errno;
+    int e = errno, join;
 
     pthread_mutex_lock(&log_mtx);
+    join = log_flusher_state == 1;
+    log_flusher_state = 2;          /* from now on, lines are written now */
+    pthread_cond_signal(&log_cv);
+    pthread_mutex_unlock(&log_mtx);
+    if (join)
+        pthread_join(log_flusher, NULL);
+    pthread_mutex_lock(&log_mtx);
+    log_flush_locked();
     if (log_req_fd != -1)
         close(log_req_fd);
     log_req_fd = -1;
@@ -395,7 +454,7 @@ log_request(const char *key_name, const char *method, const char *path,
 {
     char line[LOG_LINE_MAX], ts[96];
     size_t pos;
-    int e = errno, n, echo;
+    int e = errno, n;
 
     log_timestamp(ts, sizeof ts);
     if (__atomic_load_n(&log_req_format, __ATOMIC_RELAXED) == LOG_FMT_JSON) {
@@ -434,12 +493,33 @@ log_request(const char *key_name, const char *method, const char *path,
     log_escape(line, sizeof line - 2, &pos, addr, strlen(addr), 64, 1);
     line[pos++] = '\n';
 write:
-    echo = __atomic_load_n(&log_req_echo, __ATOMIC_RELAXED);
     pthread_mutex_lock(&log_mtx);
-    if (log_req_fd != -1)
-        log_write_all(log_req_fd, line, pos);
-    if (echo)
-        log_write_all(STDERR_FILENO, line, pos);
+    if (log_flusher_state == 0) {
+        sigset_t all, old;
+
+        /* The flusher takes no signals: they stay with the threads that
+         * wait for them. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        log_flusher_state = pthread_create(&log_flusher, NULL,
+                                           log_flusher_run, NULL) == 0 ? 1
+                                                                      : 2;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (log_flusher_state != 1) {
+        log_flush_locked();
+        if (log_req_fd != -1)
+            log_write_all(log_req_fd, line, pos);
+        if (__atomic_load_n(&log_req_echo, __ATOMIC_RELAXED))
+            log_write_all(STDERR_FILENO, line, pos);
+    } else {
+        if (log_pend_len + pos > sizeof log_pend)
+            log_flush_locked();         /* full: this thread writes */
+        memcpy(log_pend + log_pend_len, line, pos);
+        if (log_pend_len == 0)
+            pthread_cond_signal(&log_cv);
+        log_pend_len += pos;
+    }
     pthread_mutex_unlock(&log_mtx);
     errno = e;
 }
