@@ -15,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "patriot_xml.h"
 
 #define OB_XML_MAX (4u << 20)      /* bytes of XML held for the thread */
+#define OB_SEEN_MS 1000             /* a GET looks for a file this often */
 
 struct ob_entry {
     struct ob_entry *oe_hnext;      /* hash chain */
@@ -30,6 +32,7 @@ struct ob_entry {
     char *oe_xml;                   /* XML handed over with the mark, */
     size_t oe_xml_len;              /* or NULL: read it from the store */
     int64_t oe_xml_version;
+    int64_t oe_seen_ms;             /* the file was there then (monotonic) */
     int oe_queued;
     char oe_key[];                  /* key_name */
 };
@@ -169,11 +172,21 @@ outbox_mark(struct outbox *ob, const char *key_name, int64_t cid)
     return e ? 0 : -1;
 }
 
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void
 outbox_check(struct outbox *ob, const char *key_name, int64_t cid,
              int64_t version)
 {
     struct ob_entry *e;
+    int64_t now = mono_ms();
     int need = 0;
 
     pthread_mutex_lock(&ob->ob_mu);
@@ -182,6 +195,8 @@ outbox_check(struct outbox *ob, const char *key_name, int64_t cid,
         need = 1;
     else if (e->oe_queued)
         need = -1;      /* already on its way */
+    else if (e->oe_seen_ms != 0 && now - e->oe_seen_ms < OB_SEEN_MS)
+        need = -1;      /* seen a moment ago: no stat(2) on every GET */
     pthread_mutex_unlock(&ob->ob_mu);
     if (need == 0) {
         /* Written by us at this version: still there? */
@@ -190,6 +205,12 @@ outbox_check(struct outbox *ob, const char *key_name, int64_t cid,
 
         need = path != NULL && stat(path, &sb) < 0 && errno == ENOENT;
         free(path);
+        if (!need) {
+            pthread_mutex_lock(&ob->ob_mu);
+            if ((e = lookup(ob, key_name, cid, 0)) != NULL)
+                e->oe_seen_ms = now;
+            pthread_mutex_unlock(&ob->ob_mu);
+        }
     }
     if (need > 0)
         outbox_mark(ob, key_name, cid);

@@ -43,7 +43,9 @@ void outbox_put(struct outbox *ob, const char *key_name, int64_t cid,
 
 /*
  * On a read of a client at version: queue its file if this process has not
- * written that version, or the file is gone. Cheap: a lookup and a stat.
+ * written that version, or the file is gone. Cheap: a lookup, and a stat
+ * at most once a second per client (a file removed by hand comes back on
+ * the first GET a second after the last one that found it).
  */
 void outbox_check(struct outbox *ob, const char *key_name, int64_t cid,
                   int64_t version);
