@@ -18,7 +18,7 @@ if [ ! -f "$B/build.ninja" ]; then
         -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
 ninja -C "$B" tests/fuzz_model tests/fuzz_keys tests/fuzz_results \
-    tests/fuzz_rowcheck >/dev/null
+    tests/fuzz_rowcheck tests/fuzz_jtext >/dev/null
 total=0
 bad=0
 printf '%-10s %12s %8s %6s %7s  %s\n' harness execs exec/s cov ft verdict
@@ -35,7 +35,7 @@ run_one() {     # $1 = harness; writes $B/fuzz-$1.log and $B/fuzz-$1.rc
     set -e
 }
 # PARALLEL=1: every harness at once (they share the cores), else in turn.
-for h in model keys results rowcheck; do
+for h in model keys results rowcheck jtext; do
     if [ "${PARALLEL:-0}" = 1 ]; then
         run_one "$h" &
     else
@@ -43,7 +43,7 @@ for h in model keys results rowcheck; do
     fi
 done
 wait
-for h in model keys results rowcheck; do
+for h in model keys results rowcheck jtext; do
     log="$B/fuzz-$h.log"
     rc=$(cat "$B/fuzz-$h.rc")
     execs=$(awk -F': *' '/^stat::number_of_executed_units/ {print $NF}' "$log")
