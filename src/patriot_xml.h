@@ -39,10 +39,11 @@ struct pxml_text {
 };
 
 /*
- * Render one client from its stored JSON texts, streamed into libxml2's
- * writer without a jansson tree. Field names are looked up in the tables;
- * values come out in stored order, which for canonical JSON is table
- * order. As pxml_render_client otherwise; -1 also on JSON it cannot read.
+ * Render one client from its stored JSON texts, streamed into the XML
+ * without a jansson tree (the bytes libxml2's text writer makes with
+ * indent "  "; the tests compare the two). Field names are looked up in
+ * the tables; values come out in stored order, which for canonical JSON is
+ * table order. As pxml_render_client otherwise; -1 also on JSON it cannot read.
  */
 int pxml_render_text(const struct key *k, int64_t client_id,
                      const struct pxml_text *c, char **out, size_t *outlen);
