@@ -7,7 +7,8 @@
 # as $FUZZ_BUILD/fuzz-crash-<harness>-*. Prints per harness the executions,
 # exec/s, final coverage (libFuzzer's cov: and ft:) and the verdict, then
 # the total. Exit 1 if any harness crashed, leaked or hit UB. PARALLEL=1
-# runs the harnesses at the same time.
+# runs the harnesses at the same time; HARNESSES="framing ..." runs only
+# those named.
 set -eu
 SECS=${1:-300}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ if [ ! -f "$B/build.ninja" ]; then
         -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
 ninja -C "$B" tests/fuzz_model tests/fuzz_keys tests/fuzz_results \
-    tests/fuzz_rowcheck tests/fuzz_jtext >/dev/null
+    tests/fuzz_rowcheck tests/fuzz_framing tests/fuzz_jtext >/dev/null
 total=0
 bad=0
 printf '%-10s %12s %8s %6s %7s  %s\n' harness execs exec/s cov ft verdict
@@ -35,7 +36,7 @@ run_one() {     # $1 = harness; writes $B/fuzz-$1.log and $B/fuzz-$1.rc
     set -e
 }
 # PARALLEL=1: every harness at once (they share the cores), else in turn.
-for h in model keys results rowcheck jtext; do
+for h in ${HARNESSES:-model keys results rowcheck framing jtext}; do
     if [ "${PARALLEL:-0}" = 1 ]; then
         run_one "$h" &
     else
@@ -43,7 +44,7 @@ for h in model keys results rowcheck jtext; do
     fi
 done
 wait
-for h in model keys results rowcheck jtext; do
+for h in ${HARNESSES:-model keys results rowcheck framing jtext}; do
     log="$B/fuzz-$h.log"
     rc=$(cat "$B/fuzz-$h.rc")
     execs=$(awk -F': *' '/^stat::number_of_executed_units/ {print $NF}' "$log")

@@ -19,8 +19,8 @@
  * its own thread. Framing that two parsers could read differently
  * (Content-Length with Transfer-Encoding, repeated lengths, codings other
  * than chunked, two Authorization headers) is refused on the first call,
- * before any body is read. Rate limits and the client address come from
- * guard.c.
+ * before any body is read (the decision is framing.c's). Rate limits and
+ * the client address come from guard.c.
  */
 #include "http.h"
 
@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "framing.h"
 #include "guard.h"
 #include "log.h"
 
@@ -453,42 +454,12 @@ queue(struct http_server *srv, struct http_req *rq)
     return ret;
 }
 
-/* Content-Length over the limit, or not a number: refuse before reading.
- * *len gets the length (0 without one). */
-static int
-check_length(struct http_req *rq, const char *cl, unsigned long long *len)
-{
-    unsigned long long n = 0;
-    const char *p;
-
-    *len = 0;
-    if (cl == NULL)
-        return 0;
-    for (p = cl; *p; p++) {
-        if (*p < '0' || *p > '9' || p - cl > 18) {
-            http_reply_detail(rq, 400, "Invalid Content-Length");
-            return -1;
-        }
-        n = n * 10 + (unsigned)(*p - '0');
-    }
-    if (p == cl) {
-        http_reply_detail(rq, 400, "Invalid Content-Length");
-        return -1;
-    }
-    if (n > HTTP_MAX_BODY) {
-        http_reply_detail(rq, 413, "Request body larger than 1 MiB");
-        return -1;
-    }
-    *len = n;
-    return 0;
-}
-
 #define XFF_MAX 8           /* X-Forwarded-For headers looked at */
 
-/* What the first call needs from the header block, in one pass. */
+/* What the first call needs from the header block, in one pass: the
+ * framing fields (framing.h) and the X-Forwarded-For values. */
 struct hdr_scan {
-    unsigned hs_n_cl, hs_n_te, hs_n_auth;
-    const char *hs_cl, *hs_te;
+    struct framing_scan hs_fr;
     const char *hs_xff[XFF_MAX];
     size_t hs_n_xff;
 };
@@ -502,24 +473,10 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
     (void)kind;
     if (key == NULL)
         return MHD_YES;
-    switch (key[0] | 0x20) {
-    case 'a':
-        h->hs_n_auth += strcasecmp(key, "Authorization") == 0;
-        break;
-    case 'c':
-        if (strcasecmp(key, "Content-Length") == 0)
-            h->hs_n_cl++, h->hs_cl = value;
-        break;
-    case 't':
-        if (strcasecmp(key, "Transfer-Encoding") == 0)
-            h->hs_n_te++, h->hs_te = value;
-        break;
-    case 'x':
-        if (strcasecmp(key, "X-Forwarded-For") == 0 &&
-            h->hs_n_xff < XFF_MAX)
-            h->hs_xff[h->hs_n_xff++] = value;
-        break;
-    }
+    framing_scan_header(&h->hs_fr, key, value);
+    if ((key[0] | 0x20) == 'x' && strcasecmp(key, "X-Forwarded-For") == 0 &&
+        h->hs_n_xff < XFF_MAX)
+        h->hs_xff[h->hs_n_xff++] = value;
     return MHD_YES;
 }
 
@@ -535,11 +492,13 @@ first_call(struct http_server *srv, struct req *r)
     struct http_req *rq = &r->r_rq;
     const struct guard_cfg *gc = &srv->hs_lim;
     struct hdr_scan h;
+    struct framing_verdict fv;
     struct guard_addr peer;
     unsigned long long len;
     unsigned wait;
 
     memset(&h, 0, sizeof(h));
+    framing_scan_init(&h.hs_fr);
     MHD_get_connection_values(rq->rq_conn, MHD_HEADER_KIND, scan_header, &h);
     if (r->r_conn != NULL) {
         peer = r->r_conn->c_peer;
@@ -553,23 +512,9 @@ first_call(struct http_server *srv, struct req *r)
     guard_client_addr(srv->hs_trusted, &peer, h.hs_xff, h.hs_n_xff,
                        &r->r_addr);
     guard_addr_format(&r->r_addr, r->r_addr_s, sizeof(r->r_addr_s));
-    if (h.hs_n_auth > 1)
-        return http_reply_detail(rq, 401, "More than one Authorization"
-                                 " header"), -1;
-    if (h.hs_n_cl > 1)
-        return http_reply_detail(rq, 400, "More than one Content-Length"
-                                 " header"), -1;
-    if (h.hs_n_te > 1)
-        return http_reply_detail(rq, 400, "More than one Transfer-Encoding"
-                                 " header"), -1;
-    if (h.hs_n_cl > 0 && h.hs_n_te > 0)
-        return http_reply_detail(rq, 400, "Both Content-Length and"
-                                 " Transfer-Encoding"), -1;
-    if (h.hs_n_te > 0 && strcasecmp(h.hs_te, "chunked") != 0)
-        return http_reply_detail(rq, 400, "Transfer-Encoding other than"
-                                 " chunked"), -1;
-    if (check_length(rq, h.hs_cl, &len) < 0)
-        return -1;
+    if (framing_scan_verdict(&h.hs_fr, HTTP_MAX_BODY, &fv) != 0)
+        return http_reply_detail(rq, fv.fv_status, fv.fv_detail), -1;
+    len = fv.fv_length;
     if (gc->gc_rate_ip > 0 &&
         (wait = guard_take(srv->hs_ips, &r->r_addr, sizeof(r->r_addr),
                             gc->gc_rate_ip, gc->gc_burst_ip,
@@ -580,7 +525,7 @@ first_call(struct http_server *srv, struct req *r)
                                  " address"), -1;
     }
     /* A chunked body may be as long as the limit. */
-    if (h.hs_n_te > 0)
+    if (fv.fv_body == FRAMING_CHUNKED)
         len = HTTP_MAX_BODY;
     conn_deadline(r->r_conn, len > 0 ? transfer_secs(srv, len) : 0);
     return 0;

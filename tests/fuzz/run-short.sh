@@ -17,7 +17,7 @@ if [ ! -f "$B/build.ninja" ]; then
         -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
 ninja -C "$B" tests/fuzz_model tests/fuzz_keys tests/fuzz_results \
-    tests/fuzz_rowcheck tests/fuzz_jtext >/dev/null
+    tests/fuzz_rowcheck tests/fuzz_framing tests/fuzz_jtext >/dev/null
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     meson test -C "$B" --no-rebuild --suite fuzz --print-errorlogs \
