@@ -49,21 +49,74 @@ static const char *const log_level_names[] = {
     [LOG_LVL_ERR] = "error",
 };
 
-/* "2026-11-26T08:00:00.123Z" into buf (96 bytes: room for any tm). */
+static char *
+put_digits(char *p, unsigned v, int n)
+{
+    int i;
+
+    for (i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+size_t
+log_format_utc_ms(int64_t ms, char *buf, size_t len)
+{
+    static _Thread_local time_t last_sec = -1;
+    static _Thread_local struct tm last_tm;
+    time_t t = (time_t)(ms / 1000);
+    char tmp[32], *p = tmp;
+    size_t n;
+
+    if (ms < 0)
+        t = 0, ms = 0;
+    /* gmtime_r once a second per thread: it is most of the cost. */
+    if (t != last_sec) {
+        if (gmtime_r(&t, &last_tm) == NULL ||
+            last_tm.tm_year + 1900 > 9999) {
+            n = (size_t)snprintf(buf, len, "0000-00-00T00:00:00.000Z");
+            return n < len ? n : len - 1;
+        }
+        last_sec = t;
+    }
+    p = put_digits(p, (unsigned)(last_tm.tm_year + 1900), 4);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)(last_tm.tm_mon + 1), 2);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)last_tm.tm_mday, 2);
+    *p++ = 'T';
+    p = put_digits(p, (unsigned)last_tm.tm_hour, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)last_tm.tm_min, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)last_tm.tm_sec, 2);
+    *p++ = '.';
+    p = put_digits(p, (unsigned)(ms % 1000), 3);
+    *p++ = 'Z';
+    n = (size_t)(p - tmp);
+    if (len == 0)
+        return 0;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
+}
+
+/* The current time as log_format_utc_ms writes it (buf: 96 bytes). */
 static void
 log_timestamp(char *buf, size_t len)
 {
     struct timespec ts;
-    struct tm tm;
 
-    if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
-        gmtime_r(&ts.tv_sec, &tm) == NULL) {
+    if (clock_gettime(CLOCK_REALTIME, &ts) == -1) {
         snprintf(buf, len, "0000-00-00T00:00:00.000Z");
         return;
     }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    log_format_utc_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000L,
+                      buf, len);
 }
 
 /*

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 
@@ -49,6 +51,13 @@ void log_set_format(enum log_format fmt);
 void log_request(const char *key_name, const char *method, const char *path,
                  const char *client_id, unsigned status, long long usec,
                  const char *addr);
+
+/*
+ * Milliseconds since the epoch as "2026-11-26T08:00:00.123Z" (UTC) into buf
+ * (len bytes, NUL-terminated, truncated if short). Returns the length
+ * written. Thread-safe; a negative time counts as the epoch.
+ */
+size_t log_format_utc_ms(int64_t ms, char *buf, size_t len);
 
 /* If set to 0, request lines are not echoed to stderr (benchmarks). */
 void log_set_request_echo(int on);

@@ -295,13 +295,7 @@ reset(sqlite3_stmt *st)
 static void
 format_time_ms(int64_t ms, char *buf, size_t len)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    log_format_utc_ms(ms, buf, len);
 }
 
 /* Columns of SQL_CLIENT_GET. */
