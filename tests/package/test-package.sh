@@ -238,8 +238,14 @@ n=0
 while [ ! -f "$XML" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 check "the outbox file was written" grep -q "<__id>4242BASE91</__id>" "$XML"
 expect_perm /var/lib/patriot-api/out/clients/PkgTest "2770 patriot-api patriot"
+# Request lines are written at most 50 ms after their request (README).
+LOGF=/var/lib/patriot-api/logs/api_requests.log
+n=0
+while ! grep -q "PUT /clients" "$LOGF" 2>/dev/null && [ $n -lt 50 ]; do
+    sleep 0.1; n=$((n + 1))
+done
 check "the request log is in /var/lib/patriot-api/logs" \
-    grep -q "PUT /clients" /var/lib/patriot-api/logs/api_requests.log
+    grep -q "PUT /clients" "$LOGF"
 
 # patriot-combine reads the shared database and moves the outbox files
 if as_user patriot-combine env HOME=/var/lib/patriot-combine \
