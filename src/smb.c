@@ -5,7 +5,7 @@
  * the auth callback, no silent retry as guest (NoAutoAnonymousLogin), one
  * context per server (the connection cache ignores the port), libsmbclient
  * debug output moved to stderr, every smbc_write and smbc_close checked,
- * rename never onto an existing name.
+ * rename never onto an existing name, no call after one that timed out.
  */
 #include "smb.h"
 
@@ -31,6 +31,7 @@ struct smb {
     char sm_domain[256];
     char sm_password[256];
     char sm_err[512];
+    int sm_hung;                /* a call timed out: no more calls */
 };
 
 int
@@ -171,16 +172,40 @@ seterr(struct smb *s, int errnum, const char *fmt, ...)
         break;
     case ETIMEDOUT:
         hint = " (server not answering)";
+        s->sm_hung = 1;
         break;
     case ECONNABORTED:
     case ECONNRESET:
+    case EPIPE:
+    case ENETRESET:             /* libsmbclient: the server died mid-call */
         hint = " (server went away)";
+        break;
+    case ENOSPC:
+    case EDQUOT:
+        hint = " (the share is full)";
+        break;
+    case EBUSY:
+        hint = " (held open by another client, e.g. Patriot reading it)";
         break;
     }
     n = strlen(s->sm_err);
     if (errnum != 0 && n < sizeof(s->sm_err))
         snprintf(s->sm_err + n, sizeof(s->sm_err) - n, ": %s%s",
                  strerror(errnum), hint);
+}
+
+/*
+ * 1 (errno ETIMEDOUT, the first error kept) if a call of s timed out
+ * before: a hung server (SIGSTOPped, a dead link) would make every further
+ * call wait the whole timeout again, and each of those achieves nothing.
+ */
+static int
+hung(struct smb *s)
+{
+    if (!s->sm_hung)
+        return 0;
+    errno = ETIMEDOUT;
+    return 1;
 }
 
 const char *
@@ -285,7 +310,7 @@ smb_stat(struct smb *s, const char *name, time_t *mtime, off_t *size)
     char u[SMB_URL_MAX];
     struct stat sb;
 
-    if (url(s, name, u, sizeof(u)) < 0)
+    if (hung(s) || url(s, name, u, sizeof(u)) < 0)
         return -1;
     if (smbc_getFunctionStat(s->sm_ctx)(s->sm_ctx, u, &sb) < 0) {
         if (errno == ENOENT)
@@ -327,7 +352,7 @@ smb_download(struct smb *s, const char *name, const char *path,
     int fd = -1, saved;
     ssize_t n;
 
-    if (url(s, name, u, sizeof(u)) < 0)
+    if (hung(s) || url(s, name, u, sizeof(u)) < 0)
         return -1;
     f = smbc_getFunctionOpen(s->sm_ctx)(s->sm_ctx, u, O_RDONLY, 0);
     if (f == NULL) {
@@ -396,7 +421,7 @@ smb_upload(struct smb *s, const char *path, const char *name)
     ssize_t n, w;
     size_t off;
 
-    if (url(s, name, u, sizeof(u)) < 0)
+    if (hung(s) || url(s, name, u, sizeof(u)) < 0)
         return -1;
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         seterr(s, errno, "upload %s: local %s", name, path);
@@ -456,7 +481,8 @@ smb_rename(struct smb *s, const char *from, const char *to)
     char uf[SMB_URL_MAX], ut[SMB_URL_MAX];
     int tries;
 
-    if (url(s, from, uf, sizeof(uf)) < 0 || url(s, to, ut, sizeof(ut)) < 0)
+    if (hung(s) || url(s, from, uf, sizeof(uf)) < 0 ||
+        url(s, to, ut, sizeof(ut)) < 0)
         return -1;
     switch (smb_stat(s, to, NULL, NULL)) {
     case 0:
@@ -485,7 +511,7 @@ smb_unlink(struct smb *s, const char *name)
 {
     char u[SMB_URL_MAX];
 
-    if (url(s, name, u, sizeof(u)) < 0)
+    if (hung(s) || url(s, name, u, sizeof(u)) < 0)
         return -1;
     if (smbc_getFunctionUnlink(s->sm_ctx)(s->sm_ctx, u) < 0) {
         if (errno == ENOENT)

@@ -50,6 +50,14 @@ struct smb *smb_open(const struct smb_params *p, char *err, size_t errlen);
 void smb_close(struct smb *s);
 
 /*
+ * Errors. A call that times out (ETIMEDOUT: the server is hung, e.g.
+ * stopped) marks s hung: every later call on s fails at once with
+ * ETIMEDOUT and the first error kept, instead of waiting the timeout again
+ * (a run on a hung server ends after about three timeouts: the call that
+ * hung and libsmbclient's close of its file, measured in tests/smb).
+ * errno hints in the text: wrong password, server down, not answering,
+ * went away, the share is full, held open by another client.
+ *
  * The last error of s as text ("download clients.xml: Permission denied
  * (wrong password or user?)"), borrowed until the next call on s.
  */

@@ -1,7 +1,10 @@
 #!/bin/sh
 # samba.sh - a private smbd for the SMB tests (notes/samba-test-server.md).
 #   samba.sh start     start one; prints "DIR PORT PID USER" on stdout
-#   samba.sh stop DIR  stop the server of DIR (by its PID) and remove DIR
+#   samba.sh stop DIR  stop the server of DIR (its process group) and remove DIR
+#   samba.sh halt DIR  end the server of DIR, keep DIR (restart brings it back)
+#   samba.sh restart DIR  end the server of DIR, however it is (SIGSTOPped,
+#                      killed), and start it again: same port, same share
 # Everything lives in DIR (/tmp/smb.XXXXXX): config, state, share
 # (DIR/share), logs. 127.0.0.1 only, a free unprivileged port, user
 # smbtest (created when run as root) or the caller, password PW.
@@ -26,6 +29,48 @@ nss_wrapper() {
         [ -f "$f" ] && { echo "$f"; return 0; }
     done
     return 1
+}
+
+# launch: smbd for $T (config, hosts and port written by start), waits
+# until an authenticated ls works; sets PID (the leader of smbd's own
+# process group: kill -SIG -PID reaches every smbd of this server).
+launch() {
+    NSSW=$(nss_wrapper)
+    LD_PRELOAD=$NSSW NSS_WRAPPER_HOSTS=$T/etc/hosts NSS_WRAPPER_HOSTNAME=$SRV_HOST \
+    /usr/sbin/smbd --foreground -s "$T/etc/smb.conf" --debug-stdout -d "${SAMBA_DEBUG:-1}" \
+        >> "$T/log/smbd.out" 2>&1 < /dev/null &
+    PID=$!
+    echo "$PID" > "$T/smbd.pid"
+    n=0
+    until smbclient //127.0.0.1/share -p "$PORT" -A "$T/etc/auth" -c ls >/dev/null 2>&1; do
+        n=$((n + 1))
+        if [ $n -ge 200 ] || ! kill -0 "$PID" 2>/dev/null; then
+            cat "$T/log/smbd.out" >&2
+            kill -TERM "$PID" 2>/dev/null || true
+            rm -rf "$T"
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+# halt: end every smbd of $T (its process group), also a stopped one
+# (SIGSTOP: SIGTERM waits for SIGCONT); SIGKILL after 5 s.
+halt() {
+    [ -f "$T/smbd.pid" ] || return 0
+    PID=$(cat "$T/smbd.pid")
+    kill -TERM "$PID" 2>/dev/null || true
+    kill -CONT "-$PID" 2>/dev/null || true
+    n=0
+    while kill -0 "$PID" 2>/dev/null && [ $n -lt 100 ]; do
+        sleep 0.05; n=$((n + 1))
+    done
+    kill -KILL "-$PID" 2>/dev/null || true
+    n=0
+    while kill -0 "-$PID" 2>/dev/null && [ $n -lt 100 ]; do
+        sleep 0.05; n=$((n + 1))
+    done
+    rm -f "$T/smbd.pid"
 }
 
 start() {
@@ -94,36 +139,16 @@ EOC
     fi
     printf 'username = %s\npassword = PW\n' "$U" > "$T/etc/auth"
     printf '127.0.0.1 %s.localdomain %s\n' "$SRV_HOST" "$SRV_HOST" > "$T/etc/hosts"
-    LD_PRELOAD=$NSSW NSS_WRAPPER_HOSTS=$T/etc/hosts NSS_WRAPPER_HOSTNAME=$SRV_HOST \
-    /usr/sbin/smbd --foreground -s "$T/etc/smb.conf" --debug-stdout -d "${SAMBA_DEBUG:-1}" \
-        > "$T/log/smbd.out" 2>&1 < /dev/null &
-    PID=$!
-    echo "$PID" > "$T/smbd.pid"
-    n=0
-    until smbclient //127.0.0.1/share -p "$PORT" -A "$T/etc/auth" -c ls >/dev/null 2>&1; do
-        n=$((n + 1))
-        if [ $n -ge 200 ] || ! kill -0 "$PID" 2>/dev/null; then
-            cat "$T/log/smbd.out" >&2
-            kill -TERM "$PID" 2>/dev/null || true
-            rm -rf "$T"
-            exit 1
-        fi
-        sleep 0.05
-    done
+    echo "$PORT" > "$T/port"
+    echo "$U" > "$T/user"
+    launch
     echo "$T $PORT $PID $U"
 }
 
 stop() {
     T=$1
     case "$T" in /tmp/smb.*) ;; *) echo "not a test server dir: $T" >&2; exit 1 ;; esac
-    if [ -f "$T/smbd.pid" ]; then
-        PID=$(cat "$T/smbd.pid")
-        kill -TERM "$PID" 2>/dev/null || true
-        n=0
-        while kill -0 "$PID" 2>/dev/null && [ $n -lt 100 ]; do
-            sleep 0.05; n=$((n + 1))
-        done
-    fi
+    halt
     if [ "${SAMBA_KEEP:-0}" = 1 ]; then
         echo "samba.sh: kept $T" >&2
         return 0
@@ -131,8 +156,26 @@ stop() {
     rm -rf "$T"
 }
 
+# restart DIR: end the server of DIR (whatever state it is in: stopped,
+# killed, running) and start a new one on the same port, config and share;
+# prints "DIR PORT PID USER" as start does.
+restart() {
+    T=$1
+    case "$T" in /tmp/smb.*) ;; *) echo "not a test server dir: $T" >&2; exit 1 ;; esac
+    halt
+    PORT=$(cat "$T/port")
+    U=$(cat "$T/user")
+    launch
+    echo "$T $PORT $PID $U"
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop "${2:?DIR}" ;;
-*) echo "usage: $0 start | stop DIR" >&2; exit 2 ;;
+restart) restart "${2:?DIR}" ;;
+halt)
+    T=${2:?DIR}
+    case "$T" in /tmp/smb.*) ;; *) echo "not a test server dir: $T" >&2; exit 1 ;; esac
+    halt ;;
+*) echo "usage: $0 start | stop DIR | halt DIR | restart DIR" >&2; exit 2 ;;
 esac
