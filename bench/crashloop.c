@@ -11,8 +11,9 @@
  * meanwhile and sometimes gets SIGKILL too. Then the server is restarted and:
  *   - every client's GET equals the writer's log of acknowledged changes,
  *     or that log plus the one change in flight at the kill (lost: else);
- *   - a killed combiner is run again to completion: XML_DIR/.inflight holds
- *     no file afterwards;
+ *   - a killed combiner is run again to completion: no in-flight file is
+ *     left under XML_DIR afterwards (<key>/.inflight.<id>.xml, or the
+ *     old layout's XML_DIR/.inflight/);
  *   - every client that exists is either pending/failed with an outbox file
  *     equal to GET (parsed), or shipped with its Row in READY_DIR/clients.xml
  *     equal to GET; a deleted client has no outbox file (stale: else).
@@ -563,8 +564,10 @@ find_row(const char *path, const char *id, struct cstate *s)
     return found;
 }
 
+/* In-flight files under path: names starting with ".inflight" (a file
+ * <key>/.inflight.<id>.xml, or anything below a .inflight folder). */
 static int
-count_files(const char *path)
+count_inflight(const char *path, int below)
 {
     DIR *d = opendir(path);
     struct dirent *e;
@@ -573,15 +576,19 @@ count_files(const char *path)
     if (d == NULL)
         return 0;
     while ((e = readdir(d)) != NULL) {
+        int mine = below || strncmp(e->d_name, ".inflight", 9) == 0;
         char p[1024];
         struct stat sb;
 
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-        if (stat(p, &sb) < 0)
+        if (lstat(p, &sb) < 0)
             continue;
-        n += S_ISDIR(sb.st_mode) ? count_files(p) : 1;
+        if (S_ISDIR(sb.st_mode))
+            n += count_inflight(p, mine);
+        else
+            n += mine;
     }
     closedir(d);
     return n;
@@ -690,10 +697,10 @@ verify(int cycle, CURL *h)
             }
         }
     }
-    snprintf(inflight, sizeof(inflight), "%s/out/.inflight", dir);
-    if (count_files(inflight) != 0) {
-        fail(cycle, "STALE", NULL, "%d files left in %s",
-             count_files(inflight), inflight);
+    snprintf(inflight, sizeof(inflight), "%s/out", dir);
+    if (count_inflight(inflight, 0) != 0) {
+        fail(cycle, "STALE", NULL, "%d in-flight files left under %s",
+             count_inflight(inflight, 0), inflight);
         n_stale++;
     }
 }

@@ -1,11 +1,13 @@
 /*
  * combine.c - one batch of patriot-combine (see combine.h for the steps).
  *
- * Memory: Rows are never held in memory (--from-dir: one file per read
- * buffer, 256 buffers at most); a run keeps ~300 bytes per picked client
- * (relative path, __id, offsets, the id index) plus, when a previous batch
- * is folded in, that batch's file. The combined file is written through a
- * 64 KiB stdio buffer to a temporary name and renamed.
+ * Memory: flat whatever the batch. Rows are never held in memory (one file
+ * or one client's XML per read buffer, 256 buffers at most); what a run
+ * must remember of each Row (its __id, where its line is, the client and
+ * version, flags) is a fixed-size record in the ledger, an unnamed file in
+ * READY_DIR read back in blocks; ids are sorted in bounded partitions; a
+ * folded batch and client_state.json are streamed. The combined file is
+ * written through a 64 KiB stdio buffer to a temporary name and renamed.
  */
 #include "combine.h"
 
@@ -27,10 +29,12 @@
 #include "patriot_xml.h"
 #include "smb.h"
 #include "store.h"
+#include "store_combine.h"
 
 #define ID_MAX 96
 #define PHRASE "Completed processing client"
-#define INFLIGHT ".inflight"
+#define INFLIGHT ".inflight"            /* the folder of the old layout */
+#define INFLIGHT_PREFIX ".inflight."    /* <dir>/.inflight.<name> */
 
 /* ---- small helpers -------------------------------------------------- */
 
@@ -223,6 +227,10 @@ struct sax_state {
     char sx_id[ID_MAX];
     char **sx_ids;              /* the id of each Row, in order */
     size_t sx_n, sx_cap;
+    /* if set, each Row's id goes here instead of sx_ids (a folded batch:
+     * its ids are not held); non-zero return: bad */
+    int (*sx_on_id)(void *arg, const char *id);
+    void *sx_arg;
 };
 
 static int
@@ -321,6 +329,13 @@ sx_end(void *ctx, const xmlChar *local, const xmlChar *prefix,
             char **ids = st->sx_ids;
 
             st->sx_id[st->sx_idlen] = '\0';
+            if (st->sx_on_id != NULL) {
+                if (st->sx_on_id(st->sx_arg, st->sx_id) != 0)
+                    st->sx_bad = 1;
+                else
+                    st->sx_n++;
+                goto out;
+            }
             if (st->sx_n == st->sx_cap) {
                 size_t cap = st->sx_cap ? st->sx_cap * 2 : 16;
 
@@ -374,7 +389,7 @@ sax_free(struct sax_state *st)
 {
     size_t i;
 
-    for (i = 0; i < st->sx_n; i++)
+    for (i = 0; st->sx_ids != NULL && i < st->sx_n; i++)
         free(st->sx_ids[i]);
     free(st->sx_ids);
     st->sx_ids = NULL;
@@ -530,12 +545,6 @@ sax_check_ctxt(const char *buf, size_t len, struct sax_state *st,
     if (!wf || st->sx_bad || st->sx_n == 0)
         return -1;
     return 0;
-}
-
-static int
-sax_check(const char *buf, size_t len, struct sax_state *st)
-{
-    return sax_check_ctxt(buf, len, st, NULL);
 }
 
 /* Find the byte ranges of the n Rows of a checked document. offs/lens
@@ -990,24 +999,37 @@ combine_config_free(struct combine_cfg *c)
 
 /* ---- the combiner --------------------------------------------------- */
 
-struct item {
-    char *it_rel;           /* "<key>/<id>.xml" under XML_DIR */
-    char *it_id;            /* __id */
-    int64_t it_cid, it_version;
-    size_t it_off, it_len;  /* the Row in the file / blob */
-    size_t it_xlen;         /* DB mode: bytes of the picked XML */
-    off_t it_out;           /* DB mode: where its Row is in clients.xml */
-    unsigned it_moved : 1;  /* its file is in-flight */
-    unsigned it_write : 1;  /* last of its __id: written */
-    unsigned it_marked : 1;
+/*
+ * The ledger: one fixed-size record per Row written to the combined file
+ * (folded Rows first, then the local ones, in file order), kept in an
+ * unnamed temporary file in READY_DIR, so that a run's memory does not grow
+ * with its batch. It is read back in blocks: to cut superseded Rows, to
+ * mark, to write client_state.json and to settle the in-flight files.
+ */
+#define LR_FOLDED 0x1       /* a Row of the previous batch */
+#define LR_DEAD 0x2         /* superseded by a later Row of its __id */
+#define LR_MOVED 0x4        /* DB mode: its outbox file is in flight */
+#define LR_MARKED 0x8       /* DB mode: marked shipped */
+#define LR_COPY 0x10        /* DB mode: an outbox copy was moved in flight */
+
+struct lrec {
+    int64_t lr_out;         /* where its line starts in the combined file */
+    int64_t lr_cid, lr_version;     /* DB mode */
+    uint64_t lr_hash;       /* of lr_id */
+    uint32_t lr_len;        /* bytes of "<Row>...</Row>" */
+    uint32_t lr_xlen;       /* DB mode: bytes of the client's XML */
+    uint32_t lr_flags;
+    char lr_key[68];        /* DB mode: the key ("" otherwise) */
+    char lr_id[ID_MAX];     /* __id */
 };
 
-struct remote_rows {
-    char *rr_buf;           /* the previous batch's document */
-    size_t rr_len;
-    struct sax_state rr_sax;  /* ids */
-    size_t *rr_off, *rr_rlen;
-    char rr_from[64];       /* where it came from, for the log */
+#define LG_BLOCK 256        /* records read or buffered at once */
+
+struct ledger {
+    int lg_fd;
+    size_t lg_n;            /* records (written or buffered) */
+    struct lrec lg_buf[LG_BLOCK];   /* appended, not yet written */
+    size_t lg_nbuf;
 };
 
 struct combine {
@@ -1016,13 +1038,12 @@ struct combine {
     volatile sig_atomic_t *cb_stop;
     char cb_password[256];
     struct store *cb_store;
-    char *cb_inflight;      /* XML_DIR/.inflight */
+    char *cb_inflight_old;  /* XML_DIR/.inflight: layout before 2026-11 */
     FILE *cb_log;
     /* one run */
-    struct item *cb_items;
-    size_t cb_n, cb_cap;
-    struct strset cb_ids;   /* __id -> index of the last item */
-    struct remote_rows cb_rr;
+    struct ledger *cb_lg;
+    size_t cb_n;            /* local Rows written */
+    size_t cb_nfold;        /* folded Rows written */
     struct smb *cb_smb;
     char cb_batch[32];      /* 20250101T125500Z */
     char cb_stamp[32];      /* 20250101_125500 (local) */
@@ -1083,7 +1104,8 @@ combine_new(const struct combine_cfg *cfg, unsigned flags,
         smb_read_password_file(cfg->cc_smb_password_file, cb->cb_password,
                                sizeof(cb->cb_password), err, errlen) < 0)
         goto fail;
-    if ((cb->cb_inflight = path_join(cfg->cc_xml_dir, INFLIGHT)) == NULL) {
+    if ((cb->cb_inflight_old = path_join(cfg->cc_xml_dir, INFLIGHT)) ==
+        NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1123,7 +1145,7 @@ combine_free(struct combine *cb)
     store_close(cb->cb_store);
     if (cb->cb_log != NULL)
         fclose(cb->cb_log);
-    free(cb->cb_inflight);
+    free(cb->cb_inflight_old);
     sax_ctxt_free(cb->cb_sax);
     memset(cb->cb_password, 0, sizeof(cb->cb_password));
     free(cb);
@@ -1135,16 +1157,152 @@ stopping(struct combine *cb)
     return cb->cb_stop != NULL && *cb->cb_stop;
 }
 
+/* ---- the ledger ----------------------------------------------------- */
+
+/* An unnamed file in dir (O_TMPFILE, else a named one removed at once). */
+static int
+tmpfile_in(const char *dir)
+{
+    char *p = NULL;
+    int fd;
+
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+                    errno != EINVAL))
+        return fd;
+    if (asprintf(&p, "%s/.combine.ledger.XXXXXX", dir) < 0)
+        return -1;
+    if ((fd = mkostemp(p, O_CLOEXEC)) >= 0)
+        unlink(p);
+    free(p);
+    return fd;
+}
+
+static struct ledger *
+lg_open(const char *dir)
+{
+    struct ledger *lg;
+
+    if ((lg = calloc(1, sizeof(*lg))) == NULL)
+        return NULL;
+    if ((lg->lg_fd = tmpfile_in(dir)) < 0) {
+        free(lg);
+        return NULL;
+    }
+    return lg;
+}
+
+static void
+lg_close(struct ledger *lg)
+{
+    if (lg == NULL)
+        return;
+    close(lg->lg_fd);
+    free(lg);
+}
+
+static int
+lg_pwrite(struct ledger *lg, const struct lrec *r, size_t n, size_t at)
+{
+    size_t len = n * sizeof(*r);
+
+    if (pwrite(lg->lg_fd, r, len, (off_t)(at * sizeof(*r))) !=
+        (ssize_t)len) {
+        if (errno == 0)
+            errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+lg_flush(struct ledger *lg)
+{
+    if (lg->lg_nbuf == 0)
+        return 0;
+    if (lg_pwrite(lg, lg->lg_buf, lg->lg_nbuf, lg->lg_n - lg->lg_nbuf) < 0)
+        return -1;
+    lg->lg_nbuf = 0;
+    return 0;
+}
+
+/* Append r (buffered). 0 or -1 (errno). */
+static int
+lg_append(struct ledger *lg, const struct lrec *r)
+{
+    if (lg->lg_nbuf == LG_BLOCK && lg_flush(lg) < 0)
+        return -1;
+    lg->lg_buf[lg->lg_nbuf++] = *r;
+    lg->lg_n++;
+    return 0;
+}
+
+/* Read up to n records from index at (after lg_flush). The number read,
+ * or -1 (errno). */
+static ssize_t
+lg_read(struct ledger *lg, struct lrec *r, size_t n, size_t at)
+{
+    ssize_t got;
+
+    if (at >= lg->lg_n)
+        return 0;
+    if (n > lg->lg_n - at)
+        n = lg->lg_n - at;
+    got = pread(lg->lg_fd, r, n * sizeof(*r), (off_t)(at * sizeof(*r)));
+    if (got != (ssize_t)(n * sizeof(*r))) {
+        if (got >= 0)
+            errno = EIO;
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+/* Drop every record (a fold that turned out malformed). */
+static void
+lg_reset(struct ledger *lg)
+{
+    lg->lg_n = lg->lg_nbuf = 0;
+    (void)ftruncate(lg->lg_fd, 0);
+}
+
+static void
+lrec_id(struct lrec *r, const char *id)
+{
+    snprintf(r->lr_id, sizeof(r->lr_id), "%s", id);
+    r->lr_hash = hash_str(r->lr_id);
+}
+
+/* ---- paths ---------------------------------------------------------- */
+
 static char *
 outbox_path(struct combine *cb, const char *rel)
 {
     return path_join(cb->cb_cfg->cc_xml_dir, rel);
 }
 
+/*
+ * The in-flight name of rel ("<dir>/<name>"): "<dir>/.inflight.<name>" in
+ * the same folder (a dot name: the walk of --from-dir and the API's prune
+ * skip it). A rename within one folder takes only that folder's lock, not
+ * the file system's rename lock, so the renames of two folders run at the
+ * same time.
+ */
 static char *
 inflight_path(struct combine *cb, const char *rel)
 {
-    return path_join(cb->cb_inflight, rel);
+    const char *slash = strrchr(rel, '/');
+    char *p;
+
+    if (slash == NULL) {
+        if (asprintf(&p, "%s/%s%s", cb->cb_cfg->cc_xml_dir, INFLIGHT_PREFIX,
+                     rel) < 0)
+            return NULL;
+    } else if (asprintf(&p, "%s/%.*s/%s%s", cb->cb_cfg->cc_xml_dir,
+                        (int)(slash - rel), rel, INFLIGHT_PREFIX,
+                        slash + 1) < 0) {
+        return NULL;
+    }
+    return p;
 }
 
 /* Put an in-flight file back at path unless a newer file is there (link
@@ -1156,8 +1314,8 @@ put_back(struct combine *cb, const char *inflight, const char *path)
     int rc = 1;
 
     if (link(inflight, path) < 0) {
-        if (errno == ENOENT && mkparent(path) == 0 &&
-            link(inflight, path) == 0)
+        if (errno == ENOENT && access(inflight, F_OK) == 0 &&
+            mkparent(path) == 0 && link(inflight, path) == 0)
             goto unlink;
         if (errno != EEXIST) {
             LOGW("cannot put back %s: %s", inflight, strerror(errno));
@@ -1173,16 +1331,31 @@ unlink:
     return rc;
 }
 
-/* Walk dir recursively (skipping dot names) and call fn for every *.xml
- * file with its path relative to root. */
+/* ---- walking the outbox --------------------------------------------- */
+
+enum walk_kind {
+    WK_XML,         /* a *.xml file (not a dot name) */
+    WK_INFLIGHT,    /* ".inflight.<name>.xml": rel is the outbox name */
+};
+
+typedef int (*walk_fn)(void *arg, const char *rel, enum walk_kind k,
+                       int dfd, const char *name);
+
+/*
+ * Walk root/rel recursively (dot folders skipped) and call fn for every
+ * file of the kinds in want (1 << enum walk_kind) with its path relative
+ * to root, the open folder dfd and the name in it. part/nparts: only names
+ * whose hash is part modulo nparts (two threads share a walk). A missing
+ * root is empty. 0, or -1 (fn's failure, or errno).
+ */
 static int
-walk(const char *root, const char *rel,
-     int (*fn)(void *arg, const char *rel, const struct stat *sb),
-     void *arg)
+walk(const char *root, const char *rel, unsigned want, unsigned part,
+     unsigned nparts, walk_fn fn, void *arg)
 {
     char *dir = rel[0] ? path_join(root, rel) : strdup(root);
-    DIR *d = NULL;
+    size_t pl = strlen(INFLIGHT_PREFIX);
     struct dirent *de;
+    DIR *d = NULL;
     int rc = -1;
 
     if (dir == NULL)
@@ -1192,32 +1365,51 @@ walk(const char *root, const char *rel,
         goto done;
     }
     while ((de = readdir(d)) != NULL) {
-        char *r, *full;
+        const char *name = de->d_name;
+        size_t nl = strlen(name);
+        unsigned char t = de->d_type;
+        enum walk_kind k;
         struct stat sb;
-        size_t nl = strlen(de->d_name);
+        char *r;
         int sub;
 
-        if (de->d_name[0] == '.')
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
             continue;
-        if (rel[0]) {
-            if (asprintf(&r, "%s/%s", rel, de->d_name) < 0)
+        if (t == DT_UNKNOWN || t == DT_LNK) {
+            if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            t = S_ISDIR(sb.st_mode) ? DT_DIR
+                : S_ISREG(sb.st_mode) ? DT_REG : DT_UNKNOWN;
+        }
+        if (t == DT_DIR) {
+            if (name[0] == '.')
+                continue;
+            if ((rel[0] ? asprintf(&r, "%s/%s", rel, name)
+                        : asprintf(&r, "%s", name)) < 0)
                 goto done;
-        } else if ((r = strdup(de->d_name)) == NULL) {
-            goto done;
-        }
-        if ((full = path_join(dir, de->d_name)) == NULL) {
+            sub = walk(root, r, want, part, nparts, fn, arg);
             free(r);
+            if (sub < 0)
+                goto done;
+            continue;
+        }
+        if (t != DT_REG || nl <= 4 || strcmp(name + nl - 4, ".xml") != 0)
+            continue;
+        if (name[0] != '.')
+            k = WK_XML;
+        else if (nl > pl + 4 && strncmp(name, INFLIGHT_PREFIX, pl) == 0)
+            k = WK_INFLIGHT;
+        else
+            continue;
+        if (!(want & (1u << k)) ||
+            (nparts > 1 && hash_str(name) % nparts != part))
+            continue;
+        if ((rel[0] ? asprintf(&r, "%s/%s", rel,
+                               k == WK_INFLIGHT ? name + pl : name)
+                    : asprintf(&r, "%s",
+                               k == WK_INFLIGHT ? name + pl : name)) < 0)
             goto done;
-        }
-        sub = 0;
-        if (lstat(full, &sb) == 0) {
-            if (S_ISDIR(sb.st_mode))
-                sub = walk(root, r, fn, arg);
-            else if (S_ISREG(sb.st_mode) && nl > 4 &&
-                     strcmp(de->d_name + nl - 4, ".xml") == 0)
-                sub = fn(arg, r, &sb);
-        }
-        free(full);
+        sub = fn(arg, r, k, dirfd(d), name);
         free(r);
         if (sub < 0)
             goto done;
@@ -1230,129 +1422,92 @@ done:
     return rc;
 }
 
-/* An in-flight file a killed run left. DB mode: removed, never put back:
- * it may belong to a client deleted or changed since, and reconcile (step
- * 3) rewrites the outbox file of every waiting client from the database,
- * so nothing the database holds depends on it. --from-dir: it is the only
- * copy: put back unless a newer outbox file exists. */
+/* ---- recovery: in-flight files a killed run left -------------------- */
+
+/* Remove the folders under path, and path, that are empty (the old
+ * layout's XML_DIR/.inflight once recovered); a folder that is not empty
+ * stays. */
+static void
+rmdir_empty(const char *path)
+{
+    struct dirent *de;
+    DIR *d;
+
+    if ((d = opendir(path)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char *sub;
+
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 ||
+            strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((sub = path_join(path, de->d_name)) != NULL)
+            rmdir_empty(sub);
+        free(sub);
+    }
+    closedir(d);
+    (void)rmdir(path);
+}
+
+/*
+ * DB mode: removed, never put back: it may belong to a client deleted or
+ * changed since, and the database still has every waiting client (the
+ * run picks it, or reconcile rewrites its file). --from-dir: it is the
+ * only copy: put back unless a newer outbox file exists.
+ */
+static void
+recover_file(struct combine *cb, const char *in, const char *out,
+             const char *rel)
+{
+    if (cb->cb_store != NULL) {
+        LOGI("removing %s left in flight by an earlier run (the database "
+             "is the truth: the run ships it or rewrites its file)",
+             rel);
+        if (unlink(in) < 0 && errno != ENOENT)
+            LOGW("cannot remove %s: %s", in, strerror(errno));
+    } else {
+        LOGI("putting back %s left in flight by an earlier run", rel);
+        (void)put_back(cb, in, out);
+    }
+}
+
 static int
-recover_one(void *arg, const char *rel, const struct stat *sb)
+recover_new(void *arg, const char *rel, enum walk_kind k, int dfd,
+            const char *name)
 {
     struct combine *cb = arg;
     char *in = inflight_path(cb, rel), *out = outbox_path(cb, rel);
 
-    (void)sb;
-    if (in != NULL && out != NULL) {
-        if (cb->cb_store != NULL) {
-            LOGI("removing %s left in flight by an earlier run (the "
-                 "database is the truth: reconcile rewrites the files of "
-                 "waiting clients)",
-                 rel);
-            if (unlink(in) < 0 && errno != ENOENT)
-                LOGW("cannot remove %s: %s", in, strerror(errno));
-        } else {
-            LOGI("putting back %s left in flight by an earlier run", rel);
-            (void)put_back(cb, in, out);
-        }
-    }
+    (void)k;
+    (void)dfd;
+    (void)name;
+    if (in != NULL && out != NULL)
+        recover_file(cb, in, out, rel);
     free(in);
     free(out);
     return 0;
 }
 
-/* ---- items ---------------------------------------------------------- */
-
-static struct item *
-item_add(struct combine *cb)
-{
-    if (cb->cb_n == cb->cb_cap) {
-        size_t cap = cb->cb_cap ? cb->cb_cap * 2 : 256;
-        struct item *p = realloc(cb->cb_items, cap * sizeof(*p));
-
-        if (p == NULL)
-            return NULL;
-        cb->cb_items = p;
-        cb->cb_cap = cap;
-    }
-    memset(&cb->cb_items[cb->cb_n], 0, sizeof(struct item));
-    return &cb->cb_items[cb->cb_n++];
-}
-
-static void
-items_free(struct combine *cb)
-{
-    size_t i;
-
-    for (i = 0; i < cb->cb_n; i++) {
-        free(cb->cb_items[i].it_rel);
-        free(cb->cb_items[i].it_id);
-    }
-    free(cb->cb_items);
-    cb->cb_items = NULL;
-    cb->cb_n = cb->cb_cap = 0;
-    strset_free(&cb->cb_ids);
-}
-
-static void
-remote_free(struct remote_rows *rr)
-{
-    free(rr->rr_buf);
-    sax_free(&rr->rr_sax);
-    free(rr->rr_off);
-    free(rr->rr_rlen);
-    memset(rr, 0, sizeof(*rr));
-}
-
-/* Move an item's outbox file to in-flight. 0 (moved, or no file to move:
- * the database content ships all the same), -1 on error (logged). */
+/* The layout before 2026-11: XML_DIR/.inflight/<rel> (an upgrade). */
 static int
-item_move(struct combine *cb, struct item *it)
+recover_old(void *arg, const char *rel, enum walk_kind k, int dfd,
+            const char *name)
 {
-    char *from = outbox_path(cb, it->it_rel);
-    char *to = inflight_path(cb, it->it_rel);
-    int rc = -1;
+    struct combine *cb = arg;
+    char *in = path_join(cb->cb_inflight_old, rel);
+    char *out = outbox_path(cb, rel);
 
-    if (from == NULL || to == NULL)
-        goto done;
-    if (rename(from, to) == 0) {
-        it->it_moved = 1;
-    } else if (errno == ENOENT && access(from, F_OK) == 0) {
-        /* the in-flight folder is missing */
-        if (mkparent(to) < 0) {
-            LOGW("cannot create the folder of %s: %s", to, strerror(errno));
-            goto done;
-        }
-        if (rename(from, to) == 0)
-            it->it_moved = 1;
-        else if (errno != ENOENT)
-            goto fail_move;
-    } else if (errno != ENOENT) {
-        goto fail_move;
-    }
-    rc = 0;
-    goto done;
-fail_move:
-    LOGW("cannot move %s to in-flight: %s", from, strerror(errno));
-done:
-    free(from);
-    free(to);
-    return rc;
+    (void)k;
+    (void)dfd;
+    (void)name;
+    if (in != NULL && out != NULL)
+        recover_file(cb, in, out, rel);
+    free(in);
+    free(out);
+    return 0;
 }
 
 /* ---- settling files against the database (DB mode) ------------------ */
-
-/* The key of an item ("<key>/<id>.xml"). 0 or -1. */
-static int
-item_key(const struct item *it, char *key, size_t len)
-{
-    size_t kl = strcspn(it->it_rel, "/");
-
-    if (kl >= len)
-        return -1;
-    memcpy(key, it->it_rel, kl);
-    key[kl] = '\0';
-    return 0;
-}
 
 /* What the database says now about a client and the bytes of a file. */
 enum verdict {
@@ -1421,144 +1576,640 @@ restore(struct combine *cb, const char *in, const char *out, const char *key,
         LOGI("%s: client deleted meanwhile, its file removed", out);
 }
 
-/* DB mode: the in-flight file of an item not marked goes back only if its
- * client still waits with exactly these bytes. Else it is dropped: the
- * client was deleted, or changed (the API writes the newer file; reconcile
- * repairs a missing one). */
-static void
-db_put_back(struct combine *cb, struct item *it)
+/* The outbox name of a DB-mode record ("<key>/<cid>.xml"). */
+static char *
+rec_rel(const struct lrec *r)
 {
-    char key[128], *in = inflight_path(cb, it->it_rel);
-    char *out = outbox_path(cb, it->it_rel), *buf = NULL;
+    char *rel;
+
+    if (asprintf(&rel, "%s/%lld.xml", r->lr_key, (long long)r->lr_cid) < 0)
+        return NULL;
+    return rel;
+}
+
+/* DB mode: the in-flight file of a client not marked goes back only if
+ * its client still waits with exactly these bytes. Else it is dropped:
+ * the client was deleted, or changed (the API writes the newer file;
+ * reconcile repairs a missing one). */
+static void
+db_put_back(struct combine *cb, const struct lrec *r)
+{
+    char *rel = rec_rel(r), *in = NULL, *out = NULL, *buf = NULL;
     size_t len;
 
-    if (in == NULL || out == NULL || item_key(it, key, sizeof(key)) < 0)
+    if (rel == NULL || (in = inflight_path(cb, rel)) == NULL ||
+        (out = outbox_path(cb, rel)) == NULL)
         goto done;
     switch (read_file(in, &buf, &len)) {
     case 0:
         break;
     case 1:
-        it->it_moved = 0;
         goto done;
     default:
         LOGW("cannot read %s: %s", in, strerror(errno));
         goto done;
     }
-    switch (db_verdict(cb, key, it->it_cid, it->it_version, buf, len)) {
+    switch (db_verdict(cb, r->lr_key, r->lr_cid, r->lr_version, buf, len)) {
     case V_WAITING:
-        restore(cb, in, out, key, it->it_cid);
+        restore(cb, in, out, r->lr_key, r->lr_cid);
         break;
     case V_ERROR:       /* cannot tell: keep the file, as before */
-        if (put_back(cb, in, out) < 0)
-            goto done;
+        (void)put_back(cb, in, out);
         break;
     default:
         LOGI("not putting back %s: its client was deleted or changed "
              "during the run",
-             it->it_rel);
-        if (unlink(in) < 0 && errno != ENOENT) {
+             rel);
+        if (unlink(in) < 0 && errno != ENOENT)
             LOGW("cannot remove %s: %s", in, strerror(errno));
-            goto done;
-        }
         break;
     }
-    it->it_moved = 0;
 done:
     free(buf);
     free(in);
     free(out);
+    free(rel);
 }
 
-/* DB mode, after the mark: the API may have rewritten the outbox file of a
- * client shipped by this run (a GET while its file was in flight). It is
- * removed if it holds exactly the XML shipped, and the client is still
- * shipped at that version; a file that differs is a newer change and
- * stays. The file is first renamed to its in-flight name, so that a file
- * the API writes meanwhile is never the one removed. */
+/* DB mode, after the mark: an outbox file of a client shipped by this run
+ * (the API rewrote it while its file was in flight: a GET) was moved to its
+ * in-flight name by settle_half (so that a file the API writes meanwhile
+ * is never the one removed). It is removed if it holds exactly the XML
+ * shipped and the client is still shipped at that version; a file that
+ * differs is a newer change and goes back. */
 static void
-drop_shipped_copy(struct combine *cb, struct item *it)
+drop_shipped_copy(struct combine *cb, const struct lrec *r)
 {
-    char key[128], *in = inflight_path(cb, it->it_rel);
-    char *out = outbox_path(cb, it->it_rel), *buf = NULL;
+    char *rel = rec_rel(r), *in = NULL, *out = NULL, *buf = NULL;
     size_t len;
 
-    if (in == NULL || out == NULL || item_key(it, key, sizeof(key)) < 0)
+    if (rel == NULL || (in = inflight_path(cb, rel)) == NULL ||
+        (out = outbox_path(cb, rel)) == NULL)
         goto done;
-    if (rename(out, in) < 0) {
-        if (errno != ENOENT || access(out, F_OK) < 0)
-            goto done;  /* no file: the usual case */
-        if (mkparent(in) < 0 || rename(out, in) < 0)
-            goto done;
-    }
     if (read_file(in, &buf, &len) != 0) {
         LOGW("cannot read %s: %s", in, strerror(errno));
-        restore(cb, in, out, key, it->it_cid);
+        restore(cb, in, out, r->lr_key, r->lr_cid);
         goto done;
     }
-    if (db_verdict(cb, key, it->it_cid, it->it_version, buf, len) ==
+    if (db_verdict(cb, r->lr_key, r->lr_cid, r->lr_version, buf, len) ==
         V_SHIPPED) {
         if (unlink(in) < 0)
             LOGW("cannot remove %s: %s", in, strerror(errno));
         else
-            LOGI("removed %s: a copy of what was shipped", it->it_rel);
+            LOGI("removed %s: a copy of what was shipped", rel);
     } else {
-        restore(cb, in, out, key, it->it_cid);
+        restore(cb, in, out, r->lr_key, r->lr_cid);
     }
 done:
     free(buf);
     free(in);
     free(out);
+    free(rel);
 }
 
-static void
-item_put_back(struct combine *cb, struct item *it)
-{
-    char *in, *out;
+/* ---- writing clients.xml -------------------------------------------- */
 
-    if (!it->it_moved)
-        return;
-    if (cb->cb_store != NULL) {
-        db_put_back(cb, it);
-        return;
+static const char head[] =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n";
+static const char tail[] = "</Clients>\n";
+
+/* The combined file being written. */
+struct fdb {
+    FILE *b_f;
+    char *b_vbuf;
+    off_t b_pos;            /* bytes written */
+};
+
+/* One Row line ("  <Row>...</Row>\n"); *at = where the line starts. */
+static int
+fdb_row(struct fdb *b, const char *row, size_t len, int64_t *at)
+{
+    *at = (int64_t)b->b_pos;
+    if (fwrite("  ", 1, 2, b->b_f) != 2 ||
+        fwrite(row, 1, len, b->b_f) != len || fputc('\n', b->b_f) == EOF)
+        return -1;
+    b->b_pos += (off_t)len + 3;
+    return 0;
+}
+
+/* Back to at bytes (a fold that turned out malformed). 0 or -1. */
+static int
+fdb_truncate(struct fdb *b, off_t at)
+{
+    if (fflush(b->b_f) == EOF || ftruncate(fileno(b->b_f), at) < 0 ||
+        fseeko(b->b_f, at, SEEK_SET) < 0)
+        return -1;
+    b->b_pos = at;
+    return 0;
+}
+
+static int
+fdb_open(struct combine *cb, struct fdb *b, const char *tmp)
+{
+    int fd;
+
+    memset(b, 0, sizeof(*b));
+    if (mkparent(tmp) < 0 ||
+        (fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
+        (b->b_f = fdopen(fd, "w+")) == NULL) {
+        LOGW("cannot create %s: %s", tmp, strerror(errno));
+        return -1;
     }
-    in = inflight_path(cb, it->it_rel);
-    out = outbox_path(cb, it->it_rel);
-    if (in != NULL && out != NULL && put_back(cb, in, out) >= 0)
-        it->it_moved = 0;
-    free(in);
-    free(out);
+    if ((b->b_vbuf = malloc(65536)) != NULL)
+        setvbuf(b->b_f, b->b_vbuf, _IOFBF, 65536);
+    if (fputs(head, b->b_f) == EOF) {
+        LOGW("cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    b->b_pos = (off_t)strlen(head);
+    return 0;
 }
 
 static void
-items_put_back(struct combine *cb)
+fdb_close(struct fdb *b)
 {
-    size_t i;
-
-    for (i = 0; i < cb->cb_n; i++)
-        item_put_back(cb, &cb->cb_items[i]);
+    if (b->b_f != NULL)
+        fclose(b->b_f);
+    free(b->b_vbuf);
+    memset(b, 0, sizeof(*b));
 }
 
-/* ---- reconcile and pick (DB mode) ----------------------------------- */
+/* ---- the previous batch, folded in (streamed) ----------------------- */
+
+/* Bytes at the end of buf[0..n) that start a UTF-8 sequence not complete
+ * there (0-3): held back for the next piece. */
+static size_t
+utf8_tail(const char *buf, size_t n)
+{
+    size_t back;
+
+    for (back = 1; back <= 3 && back <= n; back++) {
+        unsigned c = (unsigned char)buf[n - back];
+        size_t need;
+
+        if ((c & 0xC0) == 0x80)
+            continue;       /* a continuation byte: look further back */
+        if (c < 0x80)
+            return 0;
+        need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+#define FOLD_ROW_MAX (64u << 20)    /* one Row of a folded batch at most */
+
+struct fold_ids {
+    struct combine *fi_cb;
+    struct lrec fi_r;
+};
+
+static int
+fold_on_id(void *arg, const char *id)
+{
+    struct fold_ids *fi = arg;
+
+    lrec_id(&fi->fi_r, id);
+    return lg_append(fi->fi_cb->cb_lg, &fi->fi_r) < 0 ? -1 : 0;
+}
+
+/*
+ * Pass 1 of a fold: the SAX check of the document at fd, fed 1 MiB at a
+ * time (never held whole), the id of each Row appended to the ledger.
+ * Rows found, or -1 if it is malformed (or on an error).
+ */
+static ssize_t
+fold_check(struct combine *cb, int fd)
+{
+    struct sax_state st;
+    struct fold_ids fi;
+    xmlParserCtxtPtr ctxt = NULL;
+    char *buf = NULL;
+    size_t have = 0, keep;
+    ssize_t n, rc = -1;
+    int wf;
+
+    memset(&st, 0, sizeof(st));
+    memset(&fi, 0, sizeof(fi));
+    fi.fi_cb = cb;
+    fi.fi_r.lr_flags = LR_FOLDED;
+    st.sx_on_id = fold_on_id;
+    st.sx_arg = &fi;
+    if ((buf = malloc(SAX_PIECE + 4)) == NULL ||
+        (ctxt = sax_ctxt_new(&st)) == NULL)
+        goto done;
+    for (;;) {
+        n = read(fd, buf + have, SAX_PIECE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto done;
+        have += (size_t)n;
+        keep = n == 0 ? 0 : utf8_tail(buf, have);
+        if (!text_ok(buf, have - keep))
+            goto done;
+        xmlParseChunk(ctxt, buf, (int)(have - keep), n == 0);
+        if (!ctxt->wellFormed || st.sx_bad)
+            goto done;
+        memmove(buf, buf + have - keep, keep);
+        have = keep;
+        if (n == 0)
+            break;
+    }
+    wf = ctxt->wellFormed;
+    if (wf && !st.sx_bad && st.sx_n > 0)
+        rc = (ssize_t)st.sx_n;
+done:
+    sax_ctxt_free(ctxt);
+    sax_free(&st);
+    free(buf);
+    return rc;
+}
+
+/*
+ * Pass 2: copy the Rows of the checked document at fd to b, in order, and
+ * fill their ledger records (from index 0) with where each went. The
+ * markers must match the n Rows of the check. 0 or -1.
+ */
+static int
+fold_copy(struct combine *cb, struct fdb *b, int fd, size_t n)
+{
+    struct lrec *r = NULL;
+    char *win = NULL;
+    size_t cap = 1u << 20, have = 0, pos = 0, i = 0, nr = 0, base = 0;
+    char *a, *e;
+    ssize_t got;
+    int eof = 0, rc = -1;
+
+    if (lseek(fd, 0, SEEK_SET) < 0 || lg_flush(cb->cb_lg) < 0 ||
+        (win = malloc(cap)) == NULL ||
+        (r = malloc(LG_BLOCK * sizeof(*r))) == NULL)
+        goto done;
+    for (;;) {
+        /* a whole Row in win[pos, have)? */
+        a = memmem(win + pos, have - pos, "<Row", 4);
+        if (a != NULL && (size_t)(win + have - a) >= 5 && a[4] != '>')
+            goto done;      /* "<Row " or "<Rows": not as written */
+        e = a != NULL && (size_t)(win + have - a) >= 5
+                ? memmem(a, (size_t)(win + have - a), "</Row>", 6)
+                : NULL;
+        if (e != NULL) {
+            if (i == nr) {      /* the next block of records */
+                if (nr > 0 && lg_pwrite(cb->cb_lg, r, nr, base) < 0)
+                    goto done;
+                base += nr;
+                i = 0;
+                if ((got = lg_read(cb->cb_lg, r, LG_BLOCK, base)) <= 0)
+                    goto done;      /* more Rows than the check saw */
+                nr = (size_t)got;
+            }
+            r[i].lr_len = (uint32_t)(e + 6 - a);
+            if (fdb_row(b, a, r[i].lr_len, &r[i].lr_out) < 0)
+                goto done;
+            i++;
+            pos = (size_t)(e + 6 - win);
+            continue;
+        }
+        if (eof)
+            break;
+        /* keep what may start a Row, read more */
+        if (a == NULL)
+            pos = have - pos > 4 ? have - 4 : pos;
+        else
+            pos = (size_t)(a - win);
+        memmove(win, win + pos, have - pos);
+        have -= pos;
+        pos = 0;
+        if (have == cap) {
+            char *w;
+
+            if (cap >= FOLD_ROW_MAX || (w = realloc(win, cap * 2)) == NULL)
+                goto done;
+            win = w;
+            cap *= 2;
+        }
+        got = read(fd, win + have, cap - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            goto done;
+        if (got == 0)
+            eof = 1;
+        have += (size_t)got;
+    }
+    if (memmem(win + pos, have - pos, "<Row", 4) != NULL ||
+        base + i != n)
+        goto done;
+    if (i > 0 && lg_pwrite(cb->cb_lg, r, i, base) < 0)
+        goto done;
+    rc = 0;
+done:
+    free(win);
+    free(r);
+    return rc;
+}
+
+/*
+ * Fold the batch at path (the share's unprocessed clients.xml, or a local
+ * one nobody carried away) into b: its Rows first in the new file, a later
+ * Row of the same __id (ours) wins. Streamed: never held whole. 0, or -1
+ * if it is malformed (logged; nothing folded) or on an error.
+ */
+static int
+fold_stream(struct combine *cb, struct fdb *b, const char *path,
+            const char *what)
+{
+    off_t start = b->b_pos;
+    ssize_t n;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    n = fold_check(cb, fd);
+    if (n < 0 || fold_copy(cb, b, fd, (size_t)n) < 0) {
+        close(fd);
+        LOGW("%s is not a well-formed batch: its Rows are not folded in",
+             what);
+        lg_reset(cb->cb_lg);
+        if (fdb_truncate(b, start) < 0)
+            return -1;
+        return -1;
+    }
+    close(fd);
+    cb->cb_nfold = (size_t)n;
+    return 0;
+}
+
+/* ---- one Row per __id: the last wins -------------------------------- */
+
+/*
+ * The ids of the ledger's live records in partition part of nparts (by
+ * hash), as (hash, index) pairs sorted by hash then index. A partition
+ * holds about IDP_MAX pairs: memory stays bounded whatever the batch.
+ */
+#define IDP_MAX (1u << 18)
+
+struct idpair {
+    uint64_t ip_hash;
+    uint64_t ip_idx;
+};
+
+struct idpart {
+    struct idpair *ip_v;
+    size_t ip_n, ip_cap;
+    unsigned ip_nparts;
+};
+
+static int
+idpair_cmp(const void *a, const void *b)
+{
+    const struct idpair *x = a, *y = b;
+
+    if (x->ip_hash != y->ip_hash)
+        return x->ip_hash < y->ip_hash ? -1 : 1;
+    return x->ip_idx < y->ip_idx ? -1 : x->ip_idx > y->ip_idx;
+}
+
+static unsigned
+idp_nparts(const struct ledger *lg)
+{
+    return (unsigned)(lg->lg_n / IDP_MAX + 1);
+}
+
+static int
+idp_load(struct ledger *lg, struct idpart *p, unsigned part,
+         unsigned nparts)
+{
+    struct lrec *r = NULL;
+    size_t at = 0, i;
+    ssize_t got;
+    int rc = -1;
+
+    p->ip_n = 0;
+    p->ip_nparts = nparts;
+    if (lg_flush(lg) < 0 || (r = malloc(LG_BLOCK * sizeof(*r))) == NULL)
+        goto done;
+    while ((got = lg_read(lg, r, LG_BLOCK, at)) > 0) {
+        for (i = 0; i < (size_t)got; i++) {
+            if ((r[i].lr_flags & LR_DEAD) ||
+                r[i].lr_hash % nparts != part)
+                continue;
+            if (p->ip_n == p->ip_cap) {
+                size_t cap = p->ip_cap ? p->ip_cap * 2 : 1024;
+                struct idpair *v = realloc(p->ip_v, cap * sizeof(*v));
+
+                if (v == NULL)
+                    goto done;
+                p->ip_v = v;
+                p->ip_cap = cap;
+            }
+            p->ip_v[p->ip_n].ip_hash = r[i].lr_hash;
+            p->ip_v[p->ip_n++].ip_idx = at + i;
+        }
+        at += (size_t)got;
+    }
+    if (got < 0)
+        goto done;
+    qsort(p->ip_v, p->ip_n, sizeof(*p->ip_v), idpair_cmp);
+    rc = 0;
+done:
+    free(r);
+    return rc;
+}
+
+static void
+idp_free(struct idpart *p)
+{
+    free(p->ip_v);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The index of id's live record in the loaded partition (id's hash must
+ * belong to it; r filled), -1 if none, -2 on error. */
+static ssize_t
+idp_find(struct ledger *lg, const struct idpart *p, const char *id,
+         uint64_t h, struct lrec *out)
+{
+    size_t lo = 0, hi = p->ip_n, mid;
+    struct lrec r;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (p->ip_v[mid].ip_hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < p->ip_n && p->ip_v[lo].ip_hash == h; lo++) {
+        if (lg_read(lg, &r, 1, (size_t)p->ip_v[lo].ip_idx) != 1)
+            return -2;
+        if (strcmp(r.lr_id, id) == 0) {
+            if (out != NULL)
+                *out = r;
+            return (ssize_t)p->ip_v[lo].ip_idx;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Mark every record but the last of each __id dead (folded Rows come
+ * first, local ones oldest first: the last is the newest). *dead = how
+ * many. 0 or -1.
+ */
+static int
+dedupe(struct ledger *lg, size_t *dead, size_t *dead_folded)
+{
+    struct idpart p = {0};
+    unsigned part, nparts = idp_nparts(lg);
+    struct lrec a, b;
+    size_t i, j, k;
+    int rc = -1;
+
+    *dead = *dead_folded = 0;
+    for (part = 0; part < nparts; part++) {
+        if (idp_load(lg, &p, part, nparts) < 0)
+            goto done;
+        for (i = 0; i < p.ip_n; i = j) {
+            for (j = i + 1; j < p.ip_n &&
+                            p.ip_v[j].ip_hash == p.ip_v[i].ip_hash;
+                 j++)
+                ;
+            if (j - i == 1)
+                continue;       /* the usual case */
+            /* same hash: compare the ids; each dies if a later one has
+             * its id */
+            for (k = i; k + 1 < j; k++) {
+                size_t m;
+
+                if (lg_read(lg, &a, 1, (size_t)p.ip_v[k].ip_idx) != 1)
+                    goto done;
+                for (m = k + 1; m < j; m++) {
+                    if (lg_read(lg, &b, 1, (size_t)p.ip_v[m].ip_idx) != 1)
+                        goto done;
+                    if (strcmp(a.lr_id, b.lr_id) == 0)
+                        break;
+                }
+                if (m == j)
+                    continue;
+                a.lr_flags |= LR_DEAD;
+                if (lg_pwrite(lg, &a, 1, (size_t)p.ip_v[k].ip_idx) < 0)
+                    goto done;
+                (*dead)++;
+                *dead_folded += (a.lr_flags & LR_FOLDED) != 0;
+            }
+        }
+    }
+    rc = 0;
+done:
+    idp_free(&p);
+    return rc;
+}
+
+/* Copy tmp to tmp without the lines of dead records (through tmp.c +
+ * rename), fsynced. 0 or -1 (logged). */
+static int
+fdb_compact(struct combine *cb, off_t total, const char *tmp)
+{
+    struct lrec *r = NULL;
+    char *ctmp = NULL, *buf = NULL;
+    int in = -1, out = -1, rc = -1;
+    size_t at = 0, i = 0, nr = 0;
+    off_t pos = 0;
+
+    if (asprintf(&ctmp, "%s.c", tmp) < 0) {
+        ctmp = NULL;
+        goto done;
+    }
+    if ((buf = malloc(65536)) == NULL ||
+        (r = malloc(LG_BLOCK * sizeof(*r))) == NULL ||
+        (in = open(tmp, O_RDONLY | O_CLOEXEC)) < 0 ||
+        (out = open(ctmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0640)) < 0)
+        goto fail_io;
+    while (pos < total) {
+        off_t end = total, skip = 0;
+        ssize_t got;
+
+        /* the next dead line */
+        for (;;) {
+            if (i == nr) {
+                at += nr;
+                i = 0;
+                if ((got = lg_read(cb->cb_lg, r, LG_BLOCK, at)) < 0)
+                    goto fail_io;
+                nr = (size_t)got;
+                if (nr == 0)
+                    break;
+            }
+            if (r[i].lr_flags & LR_DEAD) {
+                end = (off_t)r[i].lr_out;
+                skip = (off_t)r[i].lr_len + 3;
+                i++;
+                break;
+            }
+            i++;
+        }
+        while (pos < end) {
+            size_t want = (size_t)(end - pos) < 65536 ? (size_t)(end - pos)
+                                                      : 65536;
+            ssize_t n = pread(in, buf, want, pos);
+
+            if (n <= 0 || write(out, buf, (size_t)n) != n) {
+                if (n == 0)
+                    errno = EIO;
+                goto fail_io;
+            }
+            pos += n;
+        }
+        pos += skip;
+    }
+    if (fsync(out) < 0 || close(out) < 0) {
+        out = -1;
+        goto fail_io;
+    }
+    out = -1;
+    if (rename(ctmp, tmp) < 0)
+        goto fail_io;
+    rc = 0;
+    goto done;
+fail_io:
+    LOGW("cannot write %s: %s", ctmp ? ctmp : tmp, strerror(errno));
+    if (ctmp != NULL)
+        unlink(ctmp);
+done:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    free(buf);
+    free(r);
+    free(ctmp);
+    return rc;
+}
+
+/* ---- DB mode: reconcile, pick, move and write in one pass ----------- */
 
 static int
 rel_of(const char *key, int64_t cid, char **rel)
 {
-    if (!smb_name_ok(key) || strchr(key, '/') != NULL || key[0] == '.')
+    if (!smb_name_ok(key) || strchr(key, '/') != NULL || key[0] == '.' ||
+        strlen(key) >= sizeof(((struct lrec *)0)->lr_key))
         return -1;
     return asprintf(rel, "%s/%lld.xml", key, (long long)cid) < 0 ? -1 : 0;
 }
 
-static int
-reconcile_one(void *arg, const char *key, int64_t cid, int64_t version,
+/* A waiting client beyond MAX_CLIENTS_PER_RUN: its outbox file is
+ * rewritten if missing or stale. */
+static void
+reconcile_one(struct combine *cb, const char *key, int64_t cid,
               const char *xml, size_t len)
 {
-    struct combine *cb = arg;
     char *path = pxml_outbox_path(cb->cb_cfg->cc_xml_dir, key, cid);
     int rc;
 
-    (void)version;
     if (path == NULL)
-        return -1;
+        return;
     rc = pxml_file_equals(path, xml, len);
     if (rc != 1 && !(cb->cb_flags & COMBINE_DRY_RUN)) {
         if (pxml_write_file(path, xml, len, 0) < 0)
@@ -1568,46 +2219,21 @@ reconcile_one(void *arg, const char *key, int64_t cid, int64_t version,
                  rc == 0 ? "missing or stale" : "unreadable");
     }
     free(path);
-    return 0;
 }
 
-static int
-pick_one(void *arg, const char *key, int64_t cid, int64_t version,
-         const char *xml, size_t len)
-{
-    struct combine *cb = arg;
-    struct item *it;
-    char id[ID_MAX], *rel = NULL;
-    size_t off, rlen;
+/* ---- --from-dir: one pass ------------------------------------------- */
 
-    if (rel_of(key, cid, &rel) < 0) {
-        LOGW("client %s/%lld: unsafe key name, skipped", key, (long long)cid);
-        cb->cb_stats->cs_skipped++;
-        return 0;
-    }
-    if (row_check_ctxt(xml, len, &off, &rlen, id, sizeof(id),
-                       &cb->cb_sax) < 0) {
-        LOGW("client %s/%lld version %lld: outbox XML is not well-formed "
-             "Patriot XML, skipped",
-             key, (long long)cid, (long long)version);
-        cb->cb_stats->cs_skipped++;
-        free(rel);
-        return 0;
-    }
-    if ((it = item_add(cb)) == NULL || (it->it_id = strdup(id)) == NULL) {
-        free(rel);
-        return -1;
-    }
-    it->it_rel = rel;
-    it->it_cid = cid;
-    it->it_version = version;
-    it->it_off = off;
-    it->it_len = rlen;
-    it->it_xlen = len;
-    return 0;
-}
-
-/* ---- from-dir pick -------------------------------------------------- */
+/*
+ * The files are taken oldest modification time first without listing them
+ * all at once: each selection walks XML_DIR and keeps, in a heap of at most
+ * FD_SEL files, the oldest ones after the last file taken (and not after
+ * the newest file of the first walk: files written during the run wait for
+ * the next one). Each file is moved to its in-flight name, read once into a
+ * reused buffer, checked (SAX, reused parser context) and its Row copied
+ * from that buffer to the combined file at once; a Row that a later one of
+ * the same __id supersedes is cut afterwards (dedupe, fdb_compact).
+ */
+#define FD_SEL 65536        /* files selected per walk */
 
 struct fd_entry {
     char *fe_rel;
@@ -1615,31 +2241,15 @@ struct fd_entry {
     off_t fe_size;
 };
 
-struct fd_list {
-    struct fd_entry *fl_e;
-    size_t fl_n, fl_cap;
-};
-
 static int
-fd_collect(void *arg, const char *rel, const struct stat *sb)
+fd_keycmp(const struct timespec *ta, const char *ra, const struct timespec *tb,
+          const char *rb)
 {
-    struct fd_list *l = arg;
-
-    if (l->fl_n == l->fl_cap) {
-        size_t cap = l->fl_cap ? l->fl_cap * 2 : 256;
-        struct fd_entry *p = realloc(l->fl_e, cap * sizeof(*p));
-
-        if (p == NULL)
-            return -1;
-        l->fl_e = p;
-        l->fl_cap = cap;
-    }
-    if ((l->fl_e[l->fl_n].fe_rel = strdup(rel)) == NULL)
-        return -1;
-    l->fl_e[l->fl_n].fe_mtime = sb->st_mtim;
-    l->fl_e[l->fl_n].fe_size = sb->st_size;
-    l->fl_n++;
-    return 0;
+    if (ta->tv_sec != tb->tv_sec)
+        return ta->tv_sec < tb->tv_sec ? -1 : 1;
+    if (ta->tv_nsec != tb->tv_nsec)
+        return ta->tv_nsec < tb->tv_nsec ? -1 : 1;
+    return strcmp(ra, rb);
 }
 
 static int
@@ -1647,219 +2257,117 @@ fd_cmp(const void *a, const void *b)
 {
     const struct fd_entry *x = a, *y = b;
 
-    if (x->fe_mtime.tv_sec != y->fe_mtime.tv_sec)
-        return x->fe_mtime.tv_sec < y->fe_mtime.tv_sec ? -1 : 1;
-    if (x->fe_mtime.tv_nsec != y->fe_mtime.tv_nsec)
-        return x->fe_mtime.tv_nsec < y->fe_mtime.tv_nsec ? -1 : 1;
-    return strcmp(x->fe_rel, y->fe_rel);
+    return fd_keycmp(&x->fe_mtime, x->fe_rel, &y->fe_mtime, y->fe_rel);
 }
 
-/* ---- writing clients.xml -------------------------------------------- */
-
-static const char head[] =
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n";
-static const char tail[] = "</Clients>\n";
-
-static int
-out_row(FILE *f, const char *row, size_t len)
-{
-    if (fwrite("  ", 1, 2, f) != 2 || fwrite(row, 1, len, f) != len ||
-        fputc('\n', f) == EOF)
-        return -1;
-    return 0;
-}
-
-struct pass2 {
-    struct combine *p_cb;
-    FILE *p_f;
-    size_t p_i;
+struct fd_sel {
+    struct fd_entry *s_e;       /* a max-heap of the oldest, then sorted */
+    size_t s_n, s_cap;
+    int s_have_lo, s_have_hi;
+    struct timespec s_lo_t, s_hi_t;     /* after lo, not after hi */
+    char *s_lo, *s_hi;
+    size_t s_seen;              /* files after lo in this walk */
 };
 
-static int
-write_db_row(void *arg, const char *key, int64_t cid, int64_t version,
-             const char *xml, size_t len)
+static void
+heap_down(struct fd_entry *e, size_t n, size_t i)
 {
-    struct pass2 *p = arg;
-    struct combine *cb = p->p_cb;
-    struct item *it;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        struct fd_entry t;
 
-    /* same snapshot, same query: the same rows in the same order, plus
-     * the ones pick_one skipped */
-    if (p->p_i >= cb->cb_n)
-        return 0;
-    it = &cb->cb_items[p->p_i];
-    if (it->it_cid != cid || it->it_version != version ||
-        strncmp(it->it_rel, key, strlen(key)) != 0 ||
-        it->it_rel[strlen(key)] != '/')
-        return 0;   /* a row pick_one skipped */
-    it = &cb->cb_items[p->p_i++];
-    if (!it->it_write)
-        return 0;
-    if (it->it_off + it->it_len > len || (it->it_out = ftello(p->p_f)) < 0)
-        return -1;
-    it->it_out += 2;    /* the indent out_row writes */
-    return out_row(p->p_f, xml + it->it_off, it->it_len) < 0 ? -1 : 0;
+        if (l < n && fd_cmp(&e[l], &e[m]) > 0)
+            m = l;
+        if (l + 1 < n && fd_cmp(&e[l + 1], &e[m]) > 0)
+            m = l + 1;
+        if (m == i)
+            return;
+        t = e[i];
+        e[i] = e[m];
+        e[m] = t;
+        i = m;
+    }
 }
 
-/* Write READY_DIR/<name>.tmp: folded Rows (unless a local Row has the
- * id), then the local Rows that are last of their id. */
 static int
-write_combined(struct combine *cb, const char *tmp, size_t *rows)
+fd_select_one(void *arg, const char *rel, enum walk_kind k, int dfd,
+              const char *name)
 {
-    struct strset rids = {0};   /* folded __id -> its last Row */
-    FILE *f = NULL;
-    char *vbuf = NULL;
+    struct fd_sel *s = arg;
+    struct fd_entry n;
+    struct stat sb;
     size_t i;
-    int fd;
 
-    *rows = 0;
-    if (mkparent(tmp) < 0 ||
-        (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
-            0 ||
-        (f = fdopen(fd, "w")) == NULL) {
-        LOGW("cannot create %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if ((vbuf = malloc(65536)) != NULL)
-        setvbuf(f, vbuf, _IOFBF, 65536);
-    if (fputs(head, f) == EOF)
-        goto fail_io;
-    for (i = 0; i < cb->cb_rr.rr_sax.sx_n; i++)
-        if (strset_put(&rids, cb->cb_rr.rr_sax.sx_ids[i], i) < 0)
-            goto fail;
-    for (i = 0; i < cb->cb_rr.rr_sax.sx_n; i++) {
-        const char *id = cb->cb_rr.rr_sax.sx_ids[i];
-        size_t last = i;
-
-        if (strset_get(&cb->cb_ids, id, NULL))
-            continue;   /* our newer Row wins */
-        (void)strset_get(&rids, id, &last);
-        if (last != i)
-            continue;   /* a later Row of the same id in that batch */
-        if (out_row(f, cb->cb_rr.rr_buf + cb->cb_rr.rr_off[i],
-                    cb->cb_rr.rr_rlen[i]) < 0)
-            goto fail_io;
-        cb->cb_stats->cs_folded++;
-        (*rows)++;
-    }
-    if (cb->cb_n > 0) {
-        struct pass2 p = {cb, f, 0};
-
-        if (store_combine_foreach_waiting(cb->cb_store,
-                                          cb->cb_cfg->cc_max_clients,
-                                          write_db_row, &p) != 0) {
-            LOGW("cannot read the outbox XML again: %s",
-                 store_errmsg(cb->cb_store));
-            goto fail;
-        }
-        for (i = 0; i < cb->cb_n; i++)
-            if (cb->cb_items[i].it_write)
-                (*rows)++;
-        if (p.p_i != cb->cb_n) {
-            LOGW("the outbox changed inside one snapshot (%zu of %zu)",
-                 p.p_i, cb->cb_n);
-            goto fail;
-        }
-    }
-    if (fputs(tail, f) == EOF || fflush(f) == EOF || fsync(fileno(f)) < 0)
-        goto fail_io;
-    if (fclose(f) == EOF) {
-        f = NULL;
-        goto fail_io;
-    }
-    free(vbuf);
-    strset_free(&rids);
-    return 0;
-fail_io:
-    LOGW("cannot write %s: %s", tmp, strerror(errno));
-fail:
-    if (f != NULL)
-        fclose(f);
-    free(vbuf);
-    strset_free(&rids);
-    unlink(tmp);
-    return -1;
-}
-
-/* ---- --from-dir: one pass ------------------------------------------- */
-
-/*
- * Each file is read once into a reused buffer, checked (SAX, reused
- * parser context) and its Row copied from that buffer to the combined
- * file at once. A Row that a later one of the same __id supersedes (a
- * newer file, or a local Row over a folded one) is already written by
- * then: its line is recorded as dead and a last pass copies the file
- * without the dead lines (only when there are any: rare).
- */
-
-struct span {
-    off_t sp_off;
-    size_t sp_len;
-};
-
-struct fdb {
-    FILE *b_f;
-    char *b_vbuf;
-    off_t b_pos;            /* bytes written */
-    struct span *b_dead;    /* lines to drop */
-    size_t b_ndead, b_capdead;
-    off_t *b_rr_out;        /* each folded Row's line, -1: not written */
-    struct strset b_rids;   /* folded __id -> its last Row */
-    size_t b_folded;
-};
-
-static int
-fdb_dead(struct fdb *b, off_t off, size_t len)
-{
-    if (b->b_ndead == b->b_capdead) {
-        size_t cap = b->b_capdead ? b->b_capdead * 2 : 16;
-        struct span *p = realloc(b->b_dead, cap * sizeof(*p));
-
-        if (p == NULL)
-            return -1;
-        b->b_dead = p;
-        b->b_capdead = cap;
-    }
-    b->b_dead[b->b_ndead].sp_off = off;
-    b->b_dead[b->b_ndead++].sp_len = len;
-    return 0;
-}
-
-/* One Row line ("  <Row>...</Row>\n"); *at = where the line starts. */
-static int
-fdb_row(struct fdb *b, const char *row, size_t len, off_t *at)
-{
-    *at = b->b_pos;
-    if (out_row(b->b_f, row, len) < 0)
-        return -1;
-    b->b_pos += (off_t)len + 3;
-    return 0;
-}
-
-/* The Rows of the previous batch (first in the file, as in DB mode). */
-static int
-fdb_fold(struct combine *cb, struct fdb *b)
-{
-    struct remote_rows *rr = &cb->cb_rr;
-    size_t i, last;
-
-    if (rr->rr_sax.sx_n == 0)
+    (void)k;
+    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(sb.st_mode))
         return 0;
-    if ((b->b_rr_out = calloc(rr->rr_sax.sx_n, sizeof(off_t))) == NULL)
-        return -1;
-    for (i = 0; i < rr->rr_sax.sx_n; i++)
-        if (strset_put(&b->b_rids, rr->rr_sax.sx_ids[i], i) < 0)
-            return -1;
-    for (i = 0; i < rr->rr_sax.sx_n; i++) {
-        b->b_rr_out[i] = -1;
-        (void)strset_get(&b->b_rids, rr->rr_sax.sx_ids[i], &last);
-        if (last != i)
-            continue;   /* a later Row of the same id in that batch */
-        if (fdb_row(b, rr->rr_buf + rr->rr_off[i], rr->rr_rlen[i],
-                    &b->b_rr_out[i]) < 0)
-            return -1;
-        b->b_folded++;
+    if (s->s_have_lo &&
+        fd_keycmp(&sb.st_mtim, rel, &s->s_lo_t, s->s_lo) <= 0)
+        return 0;       /* taken already */
+    if (s->s_have_hi &&
+        fd_keycmp(&sb.st_mtim, rel, &s->s_hi_t, s->s_hi) > 0)
+        return 0;       /* newer than the run */
+    s->s_seen++;
+    if (!s->s_have_hi) {    /* the first walk: the newest file bounds */
+        if (s->s_hi == NULL ||
+            fd_keycmp(&sb.st_mtim, rel, &s->s_hi_t, s->s_hi) > 0) {
+            char *h = strdup(rel);
+
+            if (h == NULL)
+                return -1;
+            free(s->s_hi);
+            s->s_hi = h;
+            s->s_hi_t = sb.st_mtim;
+        }
     }
+    if (s->s_n == s->s_cap &&
+        fd_keycmp(&sb.st_mtim, rel, &s->s_e[0].fe_mtime,
+                  s->s_e[0].fe_rel) >= 0)
+        return 0;       /* not among the oldest */
+    n.fe_mtime = sb.st_mtim;
+    n.fe_size = sb.st_size;
+    if ((n.fe_rel = strdup(rel)) == NULL)
+        return -1;
+    if (s->s_n == s->s_cap) {   /* replace the newest kept */
+        free(s->s_e[0].fe_rel);
+        s->s_e[0] = n;
+        heap_down(s->s_e, s->s_n, 0);
+        return 0;
+    }
+    i = s->s_n++;
+    s->s_e[i] = n;
+    while (i > 0 && fd_cmp(&s->s_e[(i - 1) / 2], &s->s_e[i]) < 0) {
+        struct fd_entry t = s->s_e[i];
+
+        s->s_e[i] = s->s_e[(i - 1) / 2];
+        s->s_e[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+static void
+fd_sel_clear(struct fd_sel *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->s_n; i++)
+        free(s->s_e[i].fe_rel);
+    s->s_n = 0;
+}
+
+/* The next files in order: s->s_e[0..s_n) sorted. 0 or -1 (errno). */
+static int
+fd_select(struct combine *cb, struct fd_sel *s)
+{
+    fd_sel_clear(s);
+    s->s_seen = 0;
+    if (walk(cb->cb_cfg->cc_xml_dir, "", 1u << WK_XML, 0, 1, fd_select_one,
+             s) < 0)
+        return -1;
+    s->s_have_hi = s->s_hi != NULL;
+    qsort(s->s_e, s->s_n, sizeof(*s->s_e), fd_cmp);
     return 0;
 }
 
@@ -1872,7 +2380,7 @@ fdb_fold(struct combine *cb, struct fdb *b)
  * file is moved that the run would not pick.
  */
 #define FD_CHUNK 256
-#define FD_CHUNK_BYTES (16 << 20)   /* a chunk's files (as listed) */
+#define FD_CHUNK_BYTES (8 << 20)    /* a chunk's files (as listed) */
 #define FD_KEEP_BUF (256 << 10)     /* a bigger read buffer is not kept */
 
 enum slot_rc {
@@ -1884,56 +2392,58 @@ enum slot_rc {
 };
 
 struct slot {
-    struct item *sl_it;
+    char *sl_rel;           /* "<dir>/<name>.xml" under XML_DIR */
+    char sl_key[68];        /* DB mode: the client's key, id, version */
+    int64_t sl_cid, sl_version;
+    int sl_moved;
+    size_t sl_off, sl_len;  /* the Row in sl_buf */
     char *sl_buf;           /* the file (reused) */
-    size_t sl_cap, sl_len;
+    size_t sl_cap, sl_flen;
     char sl_id[ID_MAX];
     enum slot_rc sl_rc;
     int sl_errno;
 };
 
+/*
+ * Two chunks: while both threads work one (the helper from its start, the
+ * main thread once it has taken the previous chunk's results and filled
+ * the next chunk), the other is taken and filled again.
+ */
 struct fd_pool {
     struct combine *p_cb;
-    struct slot p_slot[FD_CHUNK];
-    size_t p_n;                 /* slots in this chunk */
+    struct slot p_slots[2][FD_CHUNK];
+    size_t p_cnt[2];            /* slots filled in each */
+    int p_fill;                 /* the chunk being filled */
+    int p_busy;                 /* the other one is being worked */
+    int p_busy_helper;          /* ... with the helper */
+    int p_failed;               /* a take failed: the rest only freed */
+    struct slot *p_slot;        /* the chunk being worked */
+    size_t p_n;                 /* its slots */
     atomic_size_t p_next;       /* next slot to take */
     pthread_barrier_t p_start, p_end;
     int p_quit;                 /* helper: leave at the next start */
     xmlParserCtxtPtr p_sax;     /* the helper's */
+    pthread_t p_helper;
 };
 
-/* Move the item's file in flight (no logging: any thread). */
+/* Move the slot's file in flight (no logging: any thread). */
 static enum slot_rc
 slot_move(struct combine *cb, struct slot *sl)
 {
-    struct item *it = sl->sl_it;
-    char *from = outbox_path(cb, it->it_rel);
-    char *to = inflight_path(cb, it->it_rel);
+    char *from = outbox_path(cb, sl->sl_rel);
+    char *to = inflight_path(cb, sl->sl_rel);
     enum slot_rc rc = SL_ERROR;
 
     if (from == NULL || to == NULL) {
         sl->sl_errno = ENOMEM;
-        goto done;
-    }
-    if (rename(from, to) == 0) {
-        it->it_moved = 1;
+    } else if (rename(from, to) == 0) {
+        sl->sl_moved = 1;
         rc = SL_OK;
-    } else if (errno == ENOENT && access(from, F_OK) == 0) {
-        /* the in-flight folder is missing */
-        if (mkparent(to) == 0 && rename(from, to) == 0) {
-            it->it_moved = 1;
-            rc = SL_OK;
-        } else if (errno == ENOENT) {
-            rc = SL_GONE;
-        } else {
-            sl->sl_errno = errno;
-        }
     } else if (errno == ENOENT) {
         rc = SL_GONE;
     } else {
         sl->sl_errno = errno;
     }
-done:
     free(from);
     free(to);
     return rc;
@@ -1972,7 +2482,7 @@ slot_read(struct slot *sl, const char *path)
         got += (size_t)n;
     }
     close(fd);
-    sl->sl_len = got;
+    sl->sl_flen = got;
     return 0;
 fail:
     saved = errno;
@@ -1981,34 +2491,72 @@ fail:
     return -1;
 }
 
-/* One slot: move, read, check (any thread; touches only its slot and its
- * item). */
+/* DB mode, one slot (its XML in sl_buf): check, move the outbox file in
+ * flight or, when there is none, write the in-flight file from the
+ * database's XML (what reconcile did before the pick: a run that does not
+ * mark the client puts a file back). Any thread. */
+static void
+slot_work_db(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
+{
+    char *from = NULL, *to = NULL;
+
+    if (row_check_ctxt(sl->sl_buf, sl->sl_flen, &sl->sl_off, &sl->sl_len,
+                       sl->sl_id, sizeof(sl->sl_id), sax) < 0) {
+        sl->sl_rc = SL_MALFORMED;
+        return;
+    }
+    sl->sl_rc = SL_OK;
+    if (cb->cb_flags & COMBINE_DRY_RUN)
+        return;
+    if ((from = outbox_path(cb, sl->sl_rel)) == NULL ||
+        (to = inflight_path(cb, sl->sl_rel)) == NULL) {
+        sl->sl_errno = ENOMEM;
+        sl->sl_rc = SL_ERROR;
+    } else if (rename(from, to) == 0 ||
+               (errno == ENOENT &&
+                pxml_write_file(to, sl->sl_buf, sl->sl_flen, 0) == 0)) {
+        sl->sl_moved = 1;
+    } else {
+        sl->sl_errno = errno;
+        sl->sl_rc = SL_ERROR;
+    }
+    free(from);
+    free(to);
+}
+
+/* One slot: move, read, check (any thread; touches only its slot). */
 static void
 slot_work(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
 {
-    struct item *it = sl->sl_it;
     char *path;
 
     sl->sl_errno = 0;
+    sl->sl_moved = 0;
+    if (cb->cb_store != NULL) {
+        slot_work_db(cb, sl, sax);
+        return;
+    }
     if (!(cb->cb_flags & COMBINE_DRY_RUN) &&
         (sl->sl_rc = slot_move(cb, sl)) != SL_OK)
         return;
-    if ((path = it->it_moved ? inflight_path(cb, it->it_rel)
-                             : outbox_path(cb, it->it_rel)) == NULL) {
+    if ((path = sl->sl_moved ? inflight_path(cb, sl->sl_rel)
+                             : outbox_path(cb, sl->sl_rel)) == NULL) {
         sl->sl_errno = ENOMEM;
         sl->sl_rc = SL_UNREADABLE;
         return;
     }
     switch (slot_read(sl, path)) {
     case 0:
-        sl->sl_rc = row_check_ctxt(sl->sl_buf, sl->sl_len, &it->it_off,
-                                   &it->it_len, sl->sl_id, sizeof(sl->sl_id),
-                                   sax) < 0
+        sl->sl_rc = sl->sl_flen > UINT32_MAX ||
+                            row_check_ctxt(sl->sl_buf, sl->sl_flen,
+                                           &sl->sl_off, &sl->sl_len,
+                                           sl->sl_id, sizeof(sl->sl_id),
+                                           sax) < 0
                         ? SL_MALFORMED
                         : SL_OK;
         break;
     case 1:
-        sl->sl_rc = it->it_moved ? SL_UNREADABLE : SL_GONE;
+        sl->sl_rc = sl->sl_moved ? SL_UNREADABLE : SL_GONE;
         sl->sl_errno = ENOENT;
         break;
     default:
@@ -2043,470 +2591,788 @@ pool_helper(void *arg)
     return NULL;
 }
 
-static int slot_take_row(struct combine *cb, struct fdb *b, struct slot *sl,
-                         struct item *it, size_t w);
-
-/* Take one worked slot in order: write its Row or settle its file. 1
- * taken, 0 skipped, -1 on an error that fails the run (logged). The item
- * goes to index w of cb_items (the chunk's items are packed as they are
- * taken). */
-static int
-slot_take(struct combine *cb, struct fdb *b, struct slot *sl, size_t w)
+/* Start the helper thread (none on one CPU: the caller works alone). */
+static void
+pool_start(struct fd_pool *p, int *threaded)
 {
-    struct item *it = &cb->cb_items[w];
-    int rc;
+    *threaded = 0;
+    xmlInitParser();    /* before a second thread uses libxml2 */
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+        pthread_barrier_init(&p->p_start, NULL, 2) == 0) {
+        if (pthread_barrier_init(&p->p_end, NULL, 2) != 0)
+            pthread_barrier_destroy(&p->p_start);
+        else if (pthread_create(&p->p_helper, NULL, pool_helper, p) != 0) {
+            pthread_barrier_destroy(&p->p_start);
+            pthread_barrier_destroy(&p->p_end);
+        } else {
+            *threaded = 1;
+        }
+    }
+}
 
-    if (sl->sl_it != it)
-        *it = *sl->sl_it;
-    sl->sl_it = NULL;
-    rc = slot_take_row(cb, b, sl, it, w);
-    if (sl->sl_cap > FD_KEEP_BUF) {     /* a big file's buffer: dropped */
+/* Start working the chunk being filled (with the helper when helper);
+ * the other chunk becomes the one filled. */
+static void
+pool_begin(struct fd_pool *p, int helper)
+{
+    p->p_slot = p->p_slots[p->p_fill];
+    p->p_n = p->p_cnt[p->p_fill];
+    atomic_store(&p->p_next, 0);
+    p->p_busy = 1;
+    p->p_busy_helper = helper;
+    p->p_fill ^= 1;
+    if (helper)
+        pthread_barrier_wait(&p->p_start);
+}
+
+/* The main thread works what is left of the busy chunk, then waits for
+ * the helper. */
+static void
+pool_finish(struct combine *cb, struct fd_pool *p)
+{
+    if (!p->p_busy)
+        return;
+    pool_work(p, &cb->cb_sax);
+    if (p->p_busy_helper)
+        pthread_barrier_wait(&p->p_end);
+    p->p_busy = 0;
+}
+
+/* A slot taken: its path freed, a big buffer dropped. */
+static void
+slot_done(struct slot *sl)
+{
+    free(sl->sl_rel);
+    sl->sl_rel = NULL;
+    if (sl->sl_cap > FD_KEEP_BUF) {
         free(sl->sl_buf);
         sl->sl_buf = NULL;
         sl->sl_cap = 0;
     }
+}
+
+/*
+ * One step: finish the busy chunk, start the filled one (if it has
+ * slots), then take the finished one's results in order with take (its
+ * slots then free to fill again). take(arg, slot, failed) returns -1 to
+ * fail the run; after that the rest is only handed over failed. 0 or -1.
+ */
+static int
+pool_cycle(struct combine *cb, struct fd_pool *p, int helper,
+           int (*take)(void *arg, struct slot *sl, int failed), void *arg)
+{
+    int prev = -1;
+    size_t j;
+
+    if (p->p_busy) {
+        prev = p->p_fill ^ 1;
+        pool_finish(cb, p);
+    }
+    if (p->p_cnt[p->p_fill] > 0)
+        pool_begin(p, helper && p->p_cnt[p->p_fill] > FD_CHUNK / 4);
+    if (prev < 0)
+        return p->p_failed ? -1 : 0;
+    for (j = 0; j < p->p_cnt[prev]; j++) {
+        if (take(arg, &p->p_slots[prev][j], p->p_failed) < 0)
+            p->p_failed = 1;
+        slot_done(&p->p_slots[prev][j]);
+    }
+    p->p_cnt[prev] = 0;
+    return p->p_failed ? -1 : 0;
+}
+
+/* Finish and take everything in the pool. 0 or -1. */
+static int
+pool_drain(struct combine *cb, struct fd_pool *p, int helper,
+           int (*take)(void *arg, struct slot *sl, int failed), void *arg)
+{
+    int rc = 0;
+
+    while (p->p_busy || p->p_cnt[p->p_fill] > 0)
+        if (pool_cycle(cb, p, helper, take, arg) < 0)
+            rc = -1;
     return rc;
 }
 
-static int
-slot_take_row(struct combine *cb, struct fdb *b, struct slot *sl,
-              struct item *it, size_t w)
+/* Stop the helper, free the pool (NULL-safe). */
+static void
+pool_free(struct fd_pool *p, int threaded)
 {
-    size_t j;
+    size_t i;
+
+    if (p == NULL)
+        return;
+    if (threaded) {
+        p->p_quit = 1;
+        pthread_barrier_wait(&p->p_start);
+        pthread_join(p->p_helper, NULL);
+        pthread_barrier_destroy(&p->p_start);
+        pthread_barrier_destroy(&p->p_end);
+    }
+    for (i = 0; i < 2 * FD_CHUNK; i++) {
+        free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_buf);
+        free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_rel);
+    }
+    sax_ctxt_free(p->p_sax);
+    free(p);
+}
+
+/* Put a moved file back (--from-dir: the in-flight file is the only
+ * copy; not over a newer file). */
+static void
+fd_put_back(struct combine *cb, const char *rel)
+{
+    char *in = inflight_path(cb, rel), *out = outbox_path(cb, rel);
+
+    if (in != NULL && out != NULL)
+        (void)put_back(cb, in, out);
+    free(in);
+    free(out);
+}
+
+/* Take one worked slot in order: write its Row or settle its file. 1
+ * taken, 0 skipped, -1 on an error that fails the run (logged; the run's
+ * failure settles every in-flight file). */
+static int
+slot_take(struct combine *cb, struct fdb *b, struct slot *sl)
+{
+    struct lrec r;
+    int rc = 0;
 
     switch (sl->sl_rc) {
     case SL_OK:
         break;
     case SL_GONE:
-        goto drop;
+        goto out;
     case SL_ERROR:
         errno = sl->sl_errno;
-        LOGW("cannot move %s to in-flight: %s", it->it_rel, strerror(errno));
-        cb->cb_n = w + 1;   /* items_put_back settles it */
-        return -1;
+        LOGW("cannot move %s to in-flight: %s", sl->sl_rel,
+             strerror(errno));
+        rc = -1;
+        goto out;
     case SL_UNREADABLE:
-        LOGW("cannot read %s: %s", it->it_rel, strerror(sl->sl_errno));
+        LOGW("cannot read %s: %s", sl->sl_rel, strerror(sl->sl_errno));
         goto skip;
     case SL_MALFORMED:
         LOGW("%s is not a well-formed Patriot client file: skipped, "
-             "left in place", it->it_rel);
+             "left in place", sl->sl_rel);
         goto skip;
     }
-    if ((it->it_id = strdup(sl->sl_id)) == NULL)
-        goto fail;
-    if (strset_get(&cb->cb_ids, it->it_id, &j)) {
-        struct item *old = &cb->cb_items[j];    /* an older file */
-
-        old->it_write = 0;
-        if (fdb_dead(b, old->it_out, old->it_len + 3) < 0)
-            goto fail;
-    } else if (strset_get(&b->b_rids, it->it_id, &j) && b->b_rr_out[j] >= 0) {
-        if (fdb_dead(b, b->b_rr_out[j], cb->cb_rr.rr_rlen[j] + 3) < 0)
-            goto fail;
-        b->b_rr_out[j] = -1;    /* our newer Row wins */
-        b->b_folded--;
+    memset(&r, 0, sizeof(r));
+    lrec_id(&r, sl->sl_id);
+    r.lr_len = (uint32_t)sl->sl_len;
+    if (fdb_row(b, sl->sl_buf + sl->sl_off, sl->sl_len, &r.lr_out) < 0 ||
+        lg_append(cb->cb_lg, &r) < 0) {
+        LOGW("cannot write the combined file: %s", strerror(errno));
+        rc = -1;
+        goto out;
     }
-    cb->cb_n = w + 1;
-    if (strset_put(&cb->cb_ids, it->it_id, w) < 0 ||
-        fdb_row(b, sl->sl_buf + it->it_off, it->it_len, &it->it_out) < 0)
-        return -1;
-    it->it_write = 1;
-    return 1;
+    cb->cb_n++;
+    rc = 1;
+    goto out;
 skip:
     cb->cb_stats->cs_skipped++;
-    item_put_back(cb, it);
-drop:
-    free(it->it_rel);
-    free(it->it_id);
-    memset(it, 0, sizeof(*it));
-    return 0;
-fail:
-    cb->cb_n = w + 1;
-    return -1;
+    if (sl->sl_moved)
+        fd_put_back(cb, sl->sl_rel);
+out:
+    return rc;
+}
+
+struct fd_take {
+    struct combine *t_cb;
+    struct fdb *t_b;
+};
+
+static int
+fd_take_one(void *arg, struct slot *sl, int failed)
+{
+    struct fd_take *t = arg;
+
+    if (failed)
+        return -1;      /* its file is settled by the failure's walk */
+    return slot_take(t->t_cb, t->t_b, sl) < 0 ? -1 : 0;
 }
 
 /*
- * Pick and write the Rows of l's files (oldest first) with the pool. On
- * failure, every file the helper moved is an item (cb_n covers it) so
- * that items_put_back settles it. 0 or -1 (logged).
+ * Pick and write the Rows of the selected files (oldest first) with the
+ * pool, up to MAX_CLIENTS_PER_RUN (a chunk never holds more files than
+ * are still wanted, counting the chunk in progress as if all of it were
+ * taken). 0, 1 when the run has all it wants, or -1 (logged).
  */
 static int
-fdb_pick(struct combine *cb, struct fdb *b, struct fd_list *l,
+fdb_pick(struct combine *cb, struct fdb *b, struct fd_sel *s,
          struct fd_pool *p, int helper)
 {
-    size_t max = (size_t)cb->cb_cfg->cc_max_clients, i = 0, k, j, w;
+    struct fd_take t = {cb, b};
+    size_t max = (size_t)cb->cb_cfg->cc_max_clients, i = 0, k, j, busy;
+    struct slot *sl;
     off_t bytes;
-    int rc;
+    int rc = 0;
 
-    while (i < l->fl_n && (max == 0 || cb->cb_n < max) && !stopping(cb)) {
-        k = l->fl_n - i;
+    while (rc == 0 && i < s->s_n && !stopping(cb)) {
+        busy = p->p_busy ? p->p_n : 0;
+        if (max != 0 && cb->cb_n + busy >= max) {
+            if (!p->p_busy)
+                break;
+            rc = pool_cycle(cb, p, helper, fd_take_one, &t);
+            continue;
+        }
+        k = s->s_n - i;
         if (k > FD_CHUNK)
             k = FD_CHUNK;
-        if (max != 0 && k > max - cb->cb_n)
-            k = max - cb->cb_n;
+        if (max != 0 && k > max - cb->cb_n - busy)
+            k = max - cb->cb_n - busy;
         for (j = 0, bytes = 0; j < k; j++) {     /* memory: bounded */
-            bytes += l->fl_e[i + j].fe_size;
+            bytes += s->s_e[i + j].fe_size;
             if (j > 0 && bytes > FD_CHUNK_BYTES)
                 k = j;
         }
-        w = cb->cb_n;
+        sl = p->p_slots[p->p_fill];
         for (j = 0; j < k; j++) {
-            struct item *it = item_add(cb);
-
-            if (it == NULL)
-                return -1;
-            it->it_rel = l->fl_e[i + j].fe_rel;
-            l->fl_e[i + j].fe_rel = NULL;
+            sl[j].sl_rel = s->s_e[i + j].fe_rel;
+            s->s_e[i + j].fe_rel = NULL;
         }
-        for (j = 0; j < k; j++)
-            p->p_slot[j].sl_it = &cb->cb_items[w + j];
-        p->p_n = k;
-        atomic_store(&p->p_next, 0);
+        p->p_cnt[p->p_fill] = k;
         i += k;
-        if (helper) {
-            pthread_barrier_wait(&p->p_start);
-            pool_work(p, &cb->cb_sax);
-            pthread_barrier_wait(&p->p_end);
-        } else {
-            pool_work(p, &cb->cb_sax);
-        }
-        cb->cb_n = w;
-        for (j = 0; j < k; j++) {
-            if ((rc = slot_take(cb, b, &p->p_slot[j], w)) < 0) {
-                /* this item and the chunk's others stay items, so that
-                 * items_put_back settles their files (w + 1 <= their
-                 * index: packing moves items only down) */
-                size_t left = w + 1;
-
-                for (j++; j < k; j++) {
-                    cb->cb_items[left++] = *p->p_slot[j].sl_it;
-                    p->p_slot[j].sl_it = NULL;
-                }
-                cb->cb_n = left;
-                return -1;
-            }
-            w += (size_t)rc;
-        }
+        rc = pool_cycle(cb, p, helper, fd_take_one, &t);
     }
-    return 0;
-}
-
-static int
-span_cmp(const void *a, const void *b)
-{
-    const struct span *x = a, *y = b;
-
-    return x->sp_off < y->sp_off ? -1 : x->sp_off > y->sp_off;
-}
-
-/* Copy tmp to tmp without the dead lines (through tmp.c + rename). */
-static int
-fdb_compact(struct combine *cb, struct fdb *b, const char *tmp)
-{
-    char *ctmp = NULL, *buf = NULL;
-    int in = -1, out = -1, rc = -1;
-    off_t pos = 0;
-    size_t d = 0;
-
-    qsort(b->b_dead, b->b_ndead, sizeof(*b->b_dead), span_cmp);
-    if (asprintf(&ctmp, "%s.c", tmp) < 0) {
-        ctmp = NULL;
-        goto done;
-    }
-    if ((buf = malloc(65536)) == NULL ||
-        (in = open(tmp, O_RDONLY | O_CLOEXEC)) < 0 ||
-        (out = open(ctmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0640)) < 0)
-        goto fail_io;
-    while (pos < b->b_pos) {
-        off_t end = d < b->b_ndead ? b->b_dead[d].sp_off : b->b_pos;
-
-        while (pos < end) {
-            size_t want = (size_t)(end - pos) < 65536 ? (size_t)(end - pos)
-                                                      : 65536;
-            ssize_t n = pread(in, buf, want, pos);
-
-            if (n <= 0 || write(out, buf, (size_t)n) != n) {
-                if (n == 0)
-                    errno = EIO;
-                goto fail_io;
-            }
-            pos += n;
-        }
-        if (d < b->b_ndead)
-            pos += (off_t)b->b_dead[d++].sp_len;
-    }
-    if (fsync(out) < 0 || close(out) < 0) {
-        out = -1;
-        goto fail_io;
-    }
-    out = -1;
-    if (rename(ctmp, tmp) < 0)
-        goto fail_io;
-    rc = 0;
-    goto done;
-fail_io:
-    LOGW("cannot write %s: %s", ctmp ? ctmp : tmp, strerror(errno));
-    if (ctmp != NULL)
-        unlink(ctmp);
-done:
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    free(buf);
-    free(ctmp);
-    return rc;
+    if (pool_drain(cb, p, helper, fd_take_one, &t) < 0 || rc < 0)
+        return -1;
+    return max != 0 && cb->cb_n >= max ? 1 : 0;
 }
 
 /*
  * --from-dir steps 4-5: every *.xml under XML_DIR, oldest first, up to
  * MAX_CLIENTS_PER_RUN well-formed ones, each moved in flight before it is
- * read; the combined document written to tmp (fsynced). *rows = Rows in
- * it. 0 or -1 (logged; tmp removed).
+ * read; their Rows appended to b. 0, 1 stopped, or -1 (logged; the
+ * caller settles the in-flight files).
  */
 static int
-fd_build(struct combine *cb, const char *tmp, size_t *rows)
+fd_build(struct combine *cb, struct fdb *b)
 {
-    struct fd_list l = {0};
+    struct fd_sel s;
     struct fd_pool *p = NULL;
-    struct fdb b;
-    pthread_t helper;
-    size_t i;
-    int fd, rc = -1, threaded = 0, picked;
+    int rc = -1, threaded = 0, picked = 0;
 
-    memset(&b, 0, sizeof(b));
-    *rows = 0;
-    if (walk(cb->cb_cfg->cc_xml_dir, "", fd_collect, &l) < 0) {
-        LOGW("cannot list %s: %s", cb->cb_cfg->cc_xml_dir, strerror(errno));
+    memset(&s, 0, sizeof(s));
+    if ((s.s_e = calloc(FD_SEL, sizeof(*s.s_e))) == NULL ||
+        (p = calloc(1, sizeof(*p))) == NULL)
         goto done;
-    }
-    qsort(l.fl_e, l.fl_n, sizeof(*l.fl_e), fd_cmp);
-    if (mkparent(tmp) < 0 ||
-        (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) <
-            0 ||
-        (b.b_f = fdopen(fd, "w")) == NULL) {
-        LOGW("cannot create %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if ((b.b_vbuf = malloc(65536)) != NULL)
-        setvbuf(b.b_f, b.b_vbuf, _IOFBF, 65536);
-    if (fputs(head, b.b_f) == EOF)
-        goto fail_io;
-    b.b_pos = (off_t)strlen(head);
-    if (fdb_fold(cb, &b) < 0)
-        goto fail_io;
-    if ((p = calloc(1, sizeof(*p))) == NULL)
-        goto fail_io;
+    /* a limit needs few more than that (malformed files do not count:
+     * another walk takes more) */
+    s.s_cap = FD_SEL;
+    if (cb->cb_cfg->cc_max_clients > 0 &&
+        (size_t)cb->cb_cfg->cc_max_clients < FD_SEL / 2)
+        s.s_cap = (size_t)cb->cb_cfg->cc_max_clients * 2 + 64;
+    if (cb->cb_cfg->cc_walk_files > 0 && cb->cb_cfg->cc_walk_files < s.s_cap)
+        s.s_cap = cb->cb_cfg->cc_walk_files;
     p->p_cb = cb;
-    xmlInitParser();    /* before a second thread uses libxml2 */
-    if (l.fl_n > FD_CHUNK / 4 && sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
-        pthread_barrier_init(&p->p_start, NULL, 2) == 0) {
-        if (pthread_barrier_init(&p->p_end, NULL, 2) != 0)
-            pthread_barrier_destroy(&p->p_start);
-        else if (pthread_create(&helper, NULL, pool_helper, p) != 0) {
-            pthread_barrier_destroy(&p->p_start);
-            pthread_barrier_destroy(&p->p_end);
-        } else {
-            threaded = 1;
+    pool_start(p, &threaded);
+    for (;;) {
+        if (fd_select(cb, &s) < 0) {
+            LOGW("cannot list %s: %s", cb->cb_cfg->cc_xml_dir,
+                 strerror(errno));
+            goto done;
         }
+        if (s.s_n == 0)
+            break;
+        /* the last file of this selection: the next one starts after */
+        free(s.s_lo);
+        if ((s.s_lo = strdup(s.s_e[s.s_n - 1].fe_rel)) == NULL)
+            goto done;
+        s.s_lo_t = s.s_e[s.s_n - 1].fe_mtime;
+        s.s_have_lo = 1;
+        if ((picked = fdb_pick(cb, b, &s, p, threaded && s.s_n >
+                                                       FD_CHUNK / 4)) < 0)
+            goto done;
+        if (picked == 1 || stopping(cb) || s.s_seen <= s.s_n)
+            break;      /* all wanted, or nothing after this selection */
     }
-    picked = fdb_pick(cb, &b, &l, p, threaded);
-    if (threaded) {
-        p->p_quit = 1;
-        pthread_barrier_wait(&p->p_start);
-        pthread_join(helper, NULL);
-        pthread_barrier_destroy(&p->p_start);
-        pthread_barrier_destroy(&p->p_end);
-    }
-    if (picked < 0)
-        goto fail;
-    if (fputs(tail, b.b_f) == EOF || fflush(b.b_f) == EOF)
-        goto fail_io;
-    b.b_pos += (off_t)strlen(tail);
-    if (b.b_ndead > 0) {
-        if (fdb_compact(cb, &b, tmp) < 0)
-            goto fail;
-    } else if (fsync(fileno(b.b_f)) < 0) {
-        goto fail_io;
-    }
-    if (fclose(b.b_f) == EOF) {
-        b.b_f = NULL;
-        goto fail_io;
-    }
-    b.b_f = NULL;
-    for (i = 0; i < cb->cb_n; i++)
-        *rows += cb->cb_items[i].it_write;
-    *rows += b.b_folded;
-    cb->cb_stats->cs_folded = b.b_folded;
-    rc = 0;
-    goto done;
-fail_io:
-    LOGW("cannot write %s: %s", tmp, strerror(errno));
-fail:
-    unlink(tmp);
+    rc = stopping(cb) ? 1 : 0;
 done:
-    if (b.b_f != NULL)
-        fclose(b.b_f);
-    free(b.b_vbuf);
-    free(b.b_dead);
-    free(b.b_rr_out);
-    strset_free(&b.b_rids);
-    if (p != NULL) {
-        for (i = 0; i < FD_CHUNK; i++)
-            free(p->p_slot[i].sl_buf);
-        sax_ctxt_free(p->p_sax);
-        free(p);
-    }
-    for (i = 0; i < l.fl_n; i++)
-        free(l.fl_e[i].fe_rel);
-    free(l.fl_e);
+    pool_free(p, threaded);
+    fd_sel_clear(&s);
+    free(s.s_e);
+    free(s.s_lo);
+    free(s.s_hi);
     return rc;
 }
 
-/* ---- the previous batch --------------------------------------------- */
+/* ---- DB mode: reconcile, pick, move and write in one pass ----------- */
 
-/* Load a previous batch document for folding. 0 (loaded or empty), -1 if
- * it is malformed (logged; nothing folded). */
+/*
+ * One read snapshot, one statement: every waiting client oldest change
+ * first. The first MAX_CLIENTS_PER_RUN are copied into the pool's slots,
+ * a chunk at a time; two threads check them and move their outbox files in
+ * flight; the main thread writes their Rows (the database's bytes) in
+ * order and records them in the ledger. The others get their outbox file
+ * reconciled (rewritten if missing or stale).
+ */
+struct dbpass {
+    struct combine *d_cb;
+    struct fdb *d_b;
+    struct fd_pool *d_p;
+    int d_threaded;
+    size_t d_seen, d_bytes;
+    int d_failed;       /* an error that fails the run (logged) */
+};
+
+/* Take a worked DB slot in order. 0, or -1 on an error that fails the
+ * run (logged; every moved file of the chunk is still recorded, dead,
+ * so that the failure settles it). */
 static int
-remote_load(struct combine *cb, const char *path, const char *what)
+db_take(struct combine *cb, struct fdb *b, struct slot *sl, int failed)
 {
-    struct remote_rows *rr = &cb->cb_rr;
-    size_t n;
+    struct lrec r;
 
-    remote_free(rr);
-    snprintf(rr->rr_from, sizeof(rr->rr_from), "%s", what);
-    if (read_file(path, &rr->rr_buf, &rr->rr_len) != 0)
+    memset(&r, 0, sizeof(r));
+    r.lr_cid = sl->sl_cid;
+    r.lr_version = sl->sl_version;
+    r.lr_xlen = (uint32_t)sl->sl_flen;
+    r.lr_len = (uint32_t)sl->sl_len;
+    r.lr_flags = sl->sl_moved ? LR_MOVED : 0;
+    snprintf(r.lr_key, sizeof(r.lr_key), "%s", sl->sl_key);
+    switch (sl->sl_rc) {
+    case SL_MALFORMED:
+        LOGW("client %s/%lld version %lld: outbox XML is not well-formed "
+             "Patriot XML, skipped",
+             sl->sl_key, (long long)sl->sl_cid, (long long)sl->sl_version);
+        cb->cb_stats->cs_skipped++;
+        reconcile_one(cb, sl->sl_key, sl->sl_cid, sl->sl_buf, sl->sl_flen);
+        return failed ? -1 : 0;
+    case SL_ERROR:
+        LOGW("cannot move %s to in-flight: %s", sl->sl_rel,
+             strerror(sl->sl_errno));
         return -1;
-    if (rr->rr_len == 0)
-        goto bad;
-    if (sax_check(rr->rr_buf, rr->rr_len, &rr->rr_sax) < 0)
-        goto bad;
-    n = rr->rr_sax.sx_n;
-    if ((rr->rr_off = calloc(n, sizeof(size_t))) == NULL ||
-        (rr->rr_rlen = calloc(n, sizeof(size_t))) == NULL ||
-        row_ranges(rr->rr_buf, rr->rr_len, n, rr->rr_off, rr->rr_rlen) < 0)
-        goto bad;
+    default:
+        break;
+    }
+    lrec_id(&r, sl->sl_id);
+    if (failed) {
+        r.lr_flags |= LR_DEAD;      /* settled, never marked */
+    } else if (fdb_row(b, sl->sl_buf + sl->sl_off, sl->sl_len,
+                       &r.lr_out) < 0) {
+        LOGW("cannot write the combined file: %s", strerror(errno));
+        r.lr_flags |= LR_DEAD;
+        failed = 1;
+    }
+    if (lg_append(cb->cb_lg, &r) < 0) {
+        LOGW("cannot write the run's ledger: %s", strerror(errno));
+        return -1;
+    }
+    if (!failed)
+        cb->cb_n++;
+    return failed ? -1 : 0;
+}
+
+static int
+db_take_one(void *arg, struct slot *sl, int failed)
+{
+    struct dbpass *d = arg;
+
+    return db_take(d->d_cb, d->d_b, sl, failed || d->d_failed);
+}
+
+static int
+db_one(void *arg, const char *key, int64_t cid, int64_t version,
+       const char *xml, size_t len)
+{
+    struct dbpass *d = arg;
+    struct combine *cb = d->d_cb;
+    struct fd_pool *p = d->d_p;
+    size_t max = (size_t)cb->cb_cfg->cc_max_clients;
+    struct slot *sl;
+    char *rel = NULL;
+
+    if ((++d->d_seen & 1023) == 0 && stopping(cb))
+        return 1;
+    if (max != 0 &&
+        cb->cb_n + p->p_cnt[p->p_fill] + (p->p_busy ? p->p_n : 0) >= max) {
+        reconcile_one(cb, key, cid, xml, len);
+        return 0;
+    }
+    if (rel_of(key, cid, &rel) < 0) {
+        LOGW("client %s/%lld: unsafe key name, skipped", key, (long long)cid);
+        cb->cb_stats->cs_skipped++;
+        return 0;
+    }
+    if (len > UINT32_MAX) {
+        LOGW("client %s/%lld: outbox XML too big, skipped", key,
+             (long long)cid);
+        cb->cb_stats->cs_skipped++;
+        free(rel);
+        return 0;
+    }
+    sl = &p->p_slots[p->p_fill][p->p_cnt[p->p_fill]];
+    if (len + 1 > sl->sl_cap) {
+        char *nb = realloc(sl->sl_buf, len + 1 + 4096);
+
+        if (nb == NULL) {
+            free(rel);
+            d->d_failed = 1;
+            return 1;
+        }
+        sl->sl_buf = nb;
+        sl->sl_cap = len + 1 + 4096;
+    }
+    memcpy(sl->sl_buf, xml, len);
+    sl->sl_buf[len] = '\0';
+    sl->sl_flen = len;
+    sl->sl_rel = rel;
+    snprintf(sl->sl_key, sizeof(sl->sl_key), "%s", key);
+    sl->sl_cid = cid;
+    sl->sl_version = version;
+    p->p_cnt[p->p_fill]++;
+    d->d_bytes += len;
+    if (p->p_cnt[p->p_fill] == FD_CHUNK || d->d_bytes > FD_CHUNK_BYTES) {
+        d->d_bytes = 0;
+        if (pool_cycle(cb, p, d->d_threaded, db_take_one, d) < 0) {
+            d->d_failed = 1;
+            return 1;
+        }
+    }
     return 0;
-bad:
-    LOGW("%s is not a well-formed batch: its Rows are not folded in", what);
-    remote_free(rr);
-    return -1;
+}
+
+/* DB mode steps 3-5. 0, 1 stopped, -1 (logged; the caller settles the
+ * files the ledger holds). */
+static int
+db_build(struct combine *cb, struct fdb *b)
+{
+    struct dbpass d;
+    int rc = -1;
+
+    memset(&d, 0, sizeof(d));
+    d.d_cb = cb;
+    d.d_b = b;
+    if ((d.d_p = calloc(1, sizeof(*d.d_p))) == NULL)
+        return -1;
+    d.d_p->p_cb = cb;
+    pool_start(d.d_p, &d.d_threaded);
+    if (store_combine_snapshot_begin(cb->cb_store) < 0)
+        goto done;
+    rc = store_combine_scan_waiting(cb->cb_store, db_one, &d);
+    if (rc < 0) {
+        LOGW("cannot read the waiting clients: %s",
+             store_errmsg(cb->cb_store));
+        d.d_failed = 1;
+    }
+    /* stopped or failed: a chunk not begun is dropped (nothing of it
+     * moved); the one in progress is taken (after a failure: recorded
+     * dead, so that the settling finds every file it moved) */
+    if (rc != 0)
+        d.d_p->p_cnt[d.d_p->p_fill] = 0;
+    if (pool_drain(cb, d.d_p, d.d_threaded, db_take_one, &d) < 0)
+        d.d_failed = 1;
+    store_combine_snapshot_end(cb->cb_store);
+    if (d.d_failed)
+        rc = -1;
+done:
+    pool_free(d.d_p, d.d_threaded);
+    return rc;
 }
 
 /* ---- client_state.json ---------------------------------------------- */
 
-static json_t *
-state_load(struct combine *cb)
-{
-    json_error_t e;
-    json_t *j;
+/*
+ * Reading an existing client_state.json one entry at a time (never the
+ * whole tree): '{', then "key": value pairs, then '}'. A value is taken
+ * raw (balanced brackets, strings with escapes), at most STATE_ENTRY_MAX
+ * bytes.
+ */
+#define STATE_ENTRY_MAX (1u << 20)
 
-    if (access(cb->cb_cfg->cc_state_file, F_OK) < 0)
-        return json_object();
-    j = json_load_file(cb->cb_cfg->cc_state_file, 0, &e);
-    if (j == NULL || !json_is_object(j)) {
-        LOGW("%s is not a JSON object (%s): starting a new one",
-             cb->cb_cfg->cc_state_file, j ? "not an object" : e.text);
-        json_decref(j);
-        return json_object();
-    }
-    return j;
+struct jscan {
+    FILE *j_f;
+    char *j_key, *j_val;
+    size_t j_klen, j_vlen, j_kcap, j_vcap;
+};
+
+static int
+js_ws(struct jscan *j)
+{
+    int c;
+
+    while ((c = getc(j->j_f)) == ' ' || c == '\t' || c == '\n' || c == '\r')
+        ;
+    return c;
 }
 
 static int
-state_save(struct combine *cb, json_t *j)
+js_put(char **buf, size_t *len, size_t *cap, int c)
 {
-    char *tmp = NULL;
-    int rc = -1;
+    if (*len + 2 > *cap) {
+        size_t n = *cap ? *cap * 2 : 256;
+        char *p;
 
-    if (asprintf(&tmp, "%s.tmp.%ld", cb->cb_cfg->cc_state_file,
-                 (long)getpid()) < 0)
-        return -1;
-    if (mkparent(tmp) < 0 ||
-        json_dump_file(j, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
-        rename(tmp, cb->cb_cfg->cc_state_file) < 0) {
-        LOGW("cannot write %s: %s", cb->cb_cfg->cc_state_file,
-             strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
-    rc = 0;
-done:
-    free(tmp);
-    return rc;
-}
-
-static int
-state_set(json_t *j, const char *id, const char *status, const char *batch)
-{
-    json_t *o = json_object_get(j, id);
-
-    if (o == NULL || !json_is_object(o)) {
-        if ((o = json_object()) == NULL || json_object_set_new(j, id, o) < 0)
+        if (n > STATE_ENTRY_MAX || (p = realloc(*buf, n)) == NULL)
             return -1;
+        *buf = p;
+        *cap = n;
     }
-    if (json_object_set_new(o, "status", json_string(status)) < 0)
-        return -1;
-    if (batch != NULL &&
-        json_object_set_new(o, "last_batch", json_string(batch)) < 0)
-        return -1;
+    (*buf)[(*len)++] = (char)c;
+    (*buf)[*len] = '\0';
     return 0;
 }
 
-/* Write client_state.json after a shipped batch: the entries of other
- * ids as they were, then one line per shipped id written directly (ids
- * are [A-Za-z0-9_-]: no escaping), so a 100,000-client batch costs no
- * JSON tree. 0 or -1 (logged). */
+/* The rest of a string whose '"' was read, into buf (quotes included). */
 static int
-state_write_batch(struct combine *cb)
+js_string(struct jscan *j, char **buf, size_t *len, size_t *cap)
 {
-    struct strset done = {0}, batch = {0};
-    json_t *old = NULL, *v;
-    const char *k;
-    char *tmp = NULL, *val;
-    FILE *f = NULL;
-    size_t i, n = 0;
-    int rc = -1;
+    int c;
 
-    if (access(cb->cb_cfg->cc_state_file, F_OK) == 0 &&
-        (old = state_load(cb)) == NULL)
-        goto done;
-    if (asprintf(&tmp, "%s.tmp.%ld", cb->cb_cfg->cc_state_file,
-                 (long)getpid()) < 0) {
+    if (js_put(buf, len, cap, '"') < 0)
+        return -1;
+    while ((c = getc(j->j_f)) != EOF) {
+        if (js_put(buf, len, cap, c) < 0)
+            return -1;
+        if (c == '\\') {
+            if ((c = getc(j->j_f)) == EOF || js_put(buf, len, cap, c) < 0)
+                return -1;
+        } else if (c == '"') {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Open: 0 ready, 1 empty object or no file, -1 not a JSON object. */
+static int
+js_open(struct jscan *j, const char *path)
+{
+    int c;
+
+    memset(j, 0, sizeof(*j));
+    if ((j->j_f = fopen(path, "re")) == NULL)
+        return errno == ENOENT ? 1 : -1;
+    if (js_ws(j) != '{')
+        return -1;
+    if ((c = js_ws(j)) == '}')
+        return js_ws(j) == EOF ? 1 : -1;
+    return ungetc(c, j->j_f) == EOF ? -1 : 0;
+}
+
+/* The next entry: 1 (j_key with quotes, j_val raw), 0 at the end, -1
+ * malformed. */
+static int
+js_next(struct jscan *j)
+{
+    int c, depth = 0;
+
+    j->j_klen = j->j_vlen = 0;
+    if ((c = js_ws(j)) == '}')
+        return js_ws(j) == EOF ? 0 : -1;
+    if (c == ',')
+        c = js_ws(j);
+    if (c != '"' || js_string(j, &j->j_key, &j->j_klen, &j->j_kcap) < 0 ||
+        js_ws(j) != ':')
+        return -1;
+    c = js_ws(j);
+    for (;; c = getc(j->j_f)) {
+        if (c == EOF)
+            return -1;
+        if (depth == 0 && (c == ',' || c == '}' || c == ' ' || c == '\n' ||
+                           c == '\r' || c == '\t')) {
+            if (ungetc(c, j->j_f) == EOF)
+                return -1;
+            break;
+        }
+        if (c == '"') {
+            if (js_string(j, &j->j_val, &j->j_vlen, &j->j_vcap) < 0)
+                return -1;
+            if (depth == 0)
+                break;
+            continue;
+        }
+        if (js_put(&j->j_val, &j->j_vlen, &j->j_vcap, c) < 0)
+            return -1;
+        if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth <= 0) {
+            if (depth < 0)
+                return -1;
+            break;
+        }
+    }
+    return j->j_vlen > 0 ? 1 : -1;
+}
+
+static void
+js_close(struct jscan *j)
+{
+    if (j->j_f != NULL)
+        fclose(j->j_f);
+    free(j->j_key);
+    free(j->j_val);
+    memset(j, 0, sizeof(*j));
+}
+
+/* A key that is a plain id ("[A-Za-z0-9_-]+"): copied without quotes to
+ * id (1), else 0. */
+static int
+js_plain_id(const struct jscan *j, char *id, size_t idlen)
+{
+    size_t i, n = j->j_klen;
+
+    if (n < 3 || n - 2 >= idlen)
+        return 0;
+    for (i = 1; i + 1 < n; i++)
+        if (!id_char((unsigned char)j->j_key[i]))
+            return 0;
+    memcpy(id, j->j_key + 1, n - 2);
+    id[n - 2] = '\0';
+    return 1;
+}
+
+#define LR_SEEN LR_COPY     /* a results record: its id was in the file */
+#define LR_GOOD LR_MARKED   /* a results record: imported */
+
+/*
+ * Copy the entries of the old client_state.json at path to f, by the ids
+ * of the live records of lg (by partitions of their ids: the old file is
+ * read once per partition; a key that is not a plain id goes with
+ * partition 0). results = 0 (a batch shipped): an entry of an id in lg is
+ * left out (the batch's entry replaces it). results = 1 (results of the
+ * previous batch): its status becomes imported or failed (LR_GOOD), the
+ * rest of it kept, and its record is marked LR_SEEN. Each value is
+ * re-written compact (jansson, one entry at a time). *n counts the
+ * entries written. 0, 1 if the old file is not a JSON object (nothing of
+ * it copied), -1 on an error.
+ */
+static int
+state_copy_old(struct ledger *lg, int results, const char *path, FILE *f,
+               size_t *n)
+{
+    struct idpart p = {0};
+    struct jscan j;
+    unsigned part, nparts = idp_nparts(lg);
+    char id[ID_MAX];
+    int rc = -1, k;
+
+    memset(&j, 0, sizeof(j));
+    for (part = 0; part < nparts; part++) {
+        if (idp_load(lg, &p, part, nparts) < 0)
+            goto done;
+        js_close(&j);
+        if ((k = js_open(&j, path)) != 0) {
+            rc = k < 0 ? 1 : 0;
+            goto done;
+        }
+        while ((k = js_next(&j)) == 1) {
+            struct lrec r;
+            json_error_t e;
+            json_t *v;
+            char *val;
+            ssize_t at = -1;
+
+            if (js_plain_id(&j, id, sizeof(id))) {
+                uint64_t h = hash_str(id);
+
+                if (h % nparts != part)
+                    continue;
+                if ((at = idp_find(lg, &p, id, h, &r)) == -2)
+                    goto done;
+                if (at >= 0 && !results)
+                    continue;   /* this batch's entry replaces it */
+            } else if (part != 0) {
+                continue;
+            }
+            if ((v = json_loadb(j.j_val, j.j_vlen, JSON_DECODE_ANY, &e)) ==
+                NULL) {
+                rc = 1;
+                goto done;
+            }
+            if (at >= 0) {
+                if (!json_is_object(v)) {
+                    json_decref(v);
+                    v = json_object();
+                }
+                r.lr_flags |= LR_SEEN;
+                if (v == NULL ||
+                    json_object_set_new(v, "status",
+                                        json_string((r.lr_flags & LR_GOOD)
+                                                        ? "imported"
+                                                        : "failed")) < 0 ||
+                    lg_pwrite(lg, &r, 1, (size_t)at) < 0) {
+                    json_decref(v);
+                    goto done;
+                }
+            }
+            val = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            json_decref(v);
+            if (val == NULL)
+                goto done;
+            fprintf(f, "%s\n  %s: %s", (*n)++ ? "," : "", j.j_key, val);
+            free(val);
+        }
+        if (k < 0) {
+            rc = 1;
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    js_close(&j);
+    idp_free(&p);
+    return rc;
+}
+
+/*
+ * Rewrite client_state.json (temp + rename) from the old one and the
+ * live records of lg, streamed: memory does not grow with the batch or
+ * the file. results = 0 (a batch shipped): the entries of other ids as
+ * they were, then one line per id of the batch written directly (ids are
+ * [A-Za-z0-9_-]: no escaping), "pending_import" in this batch. results =
+ * 1: each id of lg gets status imported or failed (a new entry if it had
+ * none). 0 or -1 (logged).
+ */
+static int
+state_rewrite(struct combine *cb, struct ledger *lg, int results)
+{
+    const char *path = cb->cb_cfg->cc_state_file;
+    struct lrec *r = NULL;
+    char *tmp = NULL;
+    FILE *f = NULL;
+    size_t n = 0, at = 0, i;
+    ssize_t got;
+    int rc = -1, k;
+
+    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
         tmp = NULL;
         goto done;
     }
+    if (lg_flush(lg) < 0 || (r = malloc(LG_BLOCK * sizeof(*r))) == NULL)
+        goto done;
     if (mkparent(tmp) < 0 || (f = fopen(tmp, "we")) == NULL)
         goto fail_io;
     fputs("{", f);
-    for (i = 0; i < cb->cb_n + cb->cb_rr.rr_sax.sx_n; i++)
-        if (strset_put(&batch, i < cb->cb_n
-                                   ? cb->cb_items[i].it_id
-                                   : cb->cb_rr.rr_sax.sx_ids[i - cb->cb_n],
-                       1) < 0)
-            goto done;
-    json_object_foreach(old, k, v) {
-        if (strset_get(&batch, k, NULL))
-            continue;
-        if ((val = json_dumps(v, JSON_COMPACT)) == NULL)
-            goto done;
-        fprintf(f, "%s\n  \"%s\": %s", n++ ? "," : "", k, val);
-        free(val);
+    if ((k = state_copy_old(lg, results, path, f, &n)) < 0)
+        goto fail_io;
+    if (k == 1) {
+        LOGW("%s is not a JSON object: starting a new one", path);
+        if (fflush(f) == EOF || ftruncate(fileno(f), 0) < 0 ||
+            fseeko(f, 0, SEEK_SET) < 0)
+            goto fail_io;
+        fputs("{", f);
+        n = 0;
     }
-    for (i = 0; i < cb->cb_n + cb->cb_rr.rr_sax.sx_n; i++) {
-        const char *id = i < cb->cb_n
-                             ? cb->cb_items[i].it_id
-                             : cb->cb_rr.rr_sax.sx_ids[i - cb->cb_n];
-
-        if (strset_get(&done, id, NULL))
-            continue;
-        if (strset_put(&done, id, 1) < 0)
-            goto done;
-        fprintf(f, "%s\n  \"%s\": {\"status\": \"pending_import\", "
-                   "\"last_batch\": \"%s\"}",
-                n++ ? "," : "", id, cb->cb_iso);
+    while ((got = lg_read(lg, r, LG_BLOCK, at)) > 0) {
+        for (i = 0; i < (size_t)got; i++) {
+            if (r[i].lr_flags & LR_DEAD)
+                continue;
+            if (!results)
+                fprintf(f, "%s\n  \"%s\": {\"status\": \"pending_import\", "
+                           "\"last_batch\": \"%s\"}",
+                        n++ ? "," : "", r[i].lr_id, cb->cb_iso);
+            else if (!(r[i].lr_flags & LR_SEEN) || k == 1)
+                fprintf(f, "%s\n  \"%s\": {\"status\": \"%s\"}",
+                        n++ ? "," : "", r[i].lr_id,
+                        (r[i].lr_flags & LR_GOOD) ? "imported" : "failed");
+        }
+        at += (size_t)got;
     }
+    if (got < 0)
+        goto fail_io;
     fputs("\n}\n", f);
     if (fflush(f) == EOF || ferror(f))
         goto fail_io;
@@ -2515,21 +3381,19 @@ state_write_batch(struct combine *cb)
         goto fail_io;
     }
     f = NULL;
-    if (rename(tmp, cb->cb_cfg->cc_state_file) < 0)
+    if (rename(tmp, path) < 0)
         goto fail_io;
     rc = 0;
     goto done;
 fail_io:
-    LOGW("cannot write %s: %s", cb->cb_cfg->cc_state_file, strerror(errno));
+    LOGW("cannot write %s: %s", path, strerror(errno));
 done:
     if (f != NULL)
         fclose(f);
     if (rc < 0 && tmp != NULL)
         unlink(tmp);
     free(tmp);
-    json_decref(old);
-    strset_free(&done);
-    strset_free(&batch);
+    free(r);
     return rc;
 }
 
@@ -2584,95 +3448,170 @@ requeue(struct combine *cb, const struct store_shipped *sh)
     free(xml);
 }
 
-/* Apply the results file to the ids of the previous batch. 0 or -1. */
+/* What apply_results carries while it streams the previous batch. */
+struct results_run {
+    struct combine *rr_cb;
+    struct strset rr_ok;        /* tokens of the success lines */
+    struct ledger *rr_lg;       /* one record per id seen */
+    struct store_mark *rr_m;    /* DB mode */
+};
+
+/* One <__id> of the previous batch: its result, recorded. 0 or -1. */
+static int
+result_one(struct results_run *rr, const char *id)
+{
+    struct combine *cb = rr->rr_cb;
+    struct store_shipped sh;
+    struct lrec r;
+    int good = strset_get(&rr->rr_ok, id, NULL);
+
+    if (good) {
+        cb->cb_stats->cs_imported++;
+    } else {
+        cb->cb_stats->cs_failed++;
+        error_line(cb, "Client %s was not imported by Patriot (no '%s' "
+                       "line in %s)",
+                   id, PHRASE, cb->cb_cfg->cc_smb_results);
+    }
+    memset(&r, 0, sizeof(r));
+    lrec_id(&r, id);
+    r.lr_flags = good ? LR_GOOD : 0;
+    if (lg_append(rr->rr_lg, &r) < 0)
+        return -1;
+    if (rr->rr_m == NULL)
+        return 0;
+    switch (store_combine_mark_result(rr->rr_m, id, good, cb->cb_now_ms,
+                                      &sh)) {
+    case STORE_OK:
+        if (!good && sh.ss_changed)
+            requeue(cb, &sh);
+        return 0;
+    case STORE_NOTFOUND:
+        LOGI("result for %s: not a client shipped by us", id);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/*
+ * Every <__id> of the previous batch at fd, loosely (it may be
+ * malformed), read through a window (never held whole). 0 or -1.
+ */
+static int
+results_scan(struct results_run *rr, int fd)
+{
+    size_t cap = 1u << 20, have = 0, pos;
+    char *win, id[ID_MAX];
+    int eof = 0, rc = -1;
+
+    if ((win = malloc(cap)) == NULL)
+        return -1;
+    for (;;) {
+        ssize_t got = eof ? 0 : read(fd, win + have, cap - have);
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            goto done;
+        if (got == 0)
+            eof = 1;
+        have += (size_t)got;
+        for (pos = 0;;) {
+            char *p = memmem(win + pos, have - pos, "<__id>", 6);
+            const char *a, *b, *end = win + have;
+
+            if (p == NULL) {    /* keep what may start a marker */
+                pos = have - pos > 5 ? have - 5 : pos;
+                break;
+            }
+            a = b = p + 6;
+            while (b < end && id_char((unsigned char)*b))
+                b++;
+            if (!eof && (size_t)(end - b) < 7 && (size_t)(b - a) < ID_MAX) {
+                pos = (size_t)(p - win);    /* incomplete: read more */
+                break;
+            }
+            pos = (size_t)(b - win);
+            if (b == a || (size_t)(b - a) >= sizeof(id) || end - b < 7 ||
+                memcmp(b, "</__id>", 7) != 0)
+                continue;
+            memcpy(id, a, (size_t)(b - a));
+            id[b - a] = '\0';
+            if (result_one(rr, id) < 0)
+                goto done;
+        }
+        if (eof)
+            break;
+        memmove(win, win + pos, have - pos);
+        have -= pos;
+    }
+    rc = 0;
+done:
+    free(win);
+    return rc;
+}
+
+/* Apply the results file to the ids of the previous batch. The results
+ * text is held (one line a client, about 100 bytes); the batch is streamed
+ * and client_state.json rewritten streamed. 0 or -1. */
 static int
 apply_results(struct combine *cb, const char *remote_path,
               const char *results_path)
 {
-    char *rbuf = NULL, *rtext = NULL, *xml = NULL;
-    size_t rlen, tlen, xlen;
-    struct strset ok = {0};
-    json_t *state = NULL;
-    const char *p, *end;
-    int rc = -1, in_txn = 0;
+    struct results_run rr;
+    char *rbuf = NULL, *rtext = NULL;
+    size_t rlen, tlen, dead, dead_folded;
+    int rc = -1, in_txn = 0, fd = -1;
 
+    memset(&rr, 0, sizeof(rr));
+    rr.rr_cb = cb;
     if (read_file(results_path, &rbuf, &rlen) != 0 ||
-        read_file(remote_path, &xml, &xlen) != 0) {
+        (fd = open(remote_path, O_RDONLY | O_CLOEXEC)) < 0) {
         LOGW("cannot read the downloaded files: %s", strerror(errno));
         goto done;
     }
-    if ((rtext = combine_results_decode(rbuf, rlen, &tlen)) == NULL ||
-        results_index(rtext, tlen, &ok) < 0)
+    if ((rtext = combine_results_decode(rbuf, rlen, &tlen)) == NULL)
         goto done;
-    if ((state = state_load(cb)) == NULL)
+    free(rbuf);
+    rbuf = NULL;
+    if (results_index(rtext, tlen, &rr.rr_ok) < 0 ||
+        (rr.rr_lg = lg_open(cb->cb_cfg->cc_ready_dir)) == NULL)
         goto done;
     if (cb->cb_store != NULL) {
         if (store_begin(cb->cb_store) < 0)
             goto done;
         in_txn = 1;
-    }
-    /* every <__id> of the previous batch, loosely (it may be malformed) */
-    for (p = xml, end = xml + xlen;
-         (p = memmem(p, (size_t)(end - p), "<__id>", 6)) != NULL;) {
-        const char *a = p + 6, *b = a;
-        char id[ID_MAX];
-        int good;
-
-        while (b < end && id_char((unsigned char)*b))
-            b++;
-        p = b;
-        if (b == a || (size_t)(b - a) >= sizeof(id) ||
-            end - b < 7 || memcmp(b, "</__id>", 7) != 0)
-            continue;
-        memcpy(id, a, (size_t)(b - a));
-        id[b - a] = '\0';
-        good = strset_get(&ok, id, NULL);
-        if (good) {
-            cb->cb_stats->cs_imported++;
-        } else {
-            cb->cb_stats->cs_failed++;
-            error_line(cb, "Client %s was not imported by Patriot (no '%s' "
-                           "line in %s)",
-                       id, PHRASE, cb->cb_cfg->cc_smb_results);
-        }
-        if (state_set(state, id, good ? "imported" : "failed", NULL) < 0)
+        if ((rr.rr_m = store_combine_mark_begin(cb->cb_store)) == NULL)
             goto done;
-        if (cb->cb_store != NULL) {
-            struct store_shipped sh;
-
-            switch (store_combine_set_result(cb->cb_store, id, good,
-                                             cb->cb_now_ms, &sh)) {
-            case STORE_OK:
-                if (!good && sh.ss_changed)
-                    requeue(cb, &sh);
-                break;
-            case STORE_NOTFOUND:
-                LOGI("result for %s: not a client shipped by us", id);
-                break;
-            default:
-                goto done;
-            }
-        }
     }
+    if (results_scan(&rr, fd) < 0)
+        goto done;
     if (in_txn) {
+        store_combine_mark_end(rr.rr_m);
+        rr.rr_m = NULL;
         if (store_commit(cb->cb_store) < 0)
             goto done;
         in_txn = 0;
     }
-    (void)state_save(cb, state);
+    if (lg_flush(rr.rr_lg) == 0 &&
+        dedupe(rr.rr_lg, &dead, &dead_folded) == 0)
+        (void)state_rewrite(cb, rr.rr_lg, 1);
     LOGI("results of the previous batch: %zu imported, %zu failed",
          cb->cb_stats->cs_imported, cb->cb_stats->cs_failed);
     rc = 0;
 done:
+    store_combine_mark_end(rr.rr_m);
     if (in_txn)
         store_rollback(cb->cb_store);
     if (rc < 0)
         LOGW("cannot apply the import results");
-    json_decref(state);
-    strset_free(&ok);
+    if (fd >= 0)
+        close(fd);
+    lg_close(rr.rr_lg);
+    strset_free(&rr.rr_ok);
     free(rbuf);
     free(rtext);
-    free(xml);
     return rc;
 }
 
@@ -2692,9 +3631,11 @@ sibling(const char *remote, const char *name)
     return p;
 }
 
-/* Download the previous batch and its results; apply or fold. 0 or -1. */
+/* Download the previous batch and its results; apply, or fold into b.
+ * 0 or -1. */
 static int
-smb_before(struct combine *cb, const char *rpath, const char *respath)
+smb_before(struct combine *cb, struct fdb *b, const char *rpath,
+           const char *respath)
 {
     const struct combine_cfg *c = cb->cb_cfg;
     struct smb_params sp = {
@@ -2706,7 +3647,7 @@ smb_before(struct combine *cb, const char *rpath, const char *respath)
         .sp_password = cb->cb_password,
         .sp_timeout_ms = c->cc_smb_timeout_ms,
     };
-    char *results = NULL, err[256];
+    char *results = NULL, *upl = NULL, err[256];
     time_t xml_mtime = 0, res_mtime = 0;
     int rx, rr, rc = -1;
 
@@ -2729,6 +3670,23 @@ smb_before(struct combine *cb, const char *rpath, const char *respath)
     }
     if (rx == 1) {
         LOGI("no %s on the share", c->cc_smb_remote_path);
+        /* A run that rotated clients.xml away and then could not rename
+         * its upload into place (the server died between the two renames)
+         * left that upload, whole, with the previous batch's Rows: fold
+         * it, or they are on the share only under the backup name. A cut
+         * upload fails fold_stream's check and is left out. */
+        if (asprintf(&upl, "%s.uploading", c->cc_smb_remote_path) < 0)
+            goto done;
+        rx = smb_download(cb->cb_smb, upl, rpath, NULL);
+        if (rx < 0) {
+            LOGW("SMB: %s", smb_error(cb->cb_smb));
+            goto done;
+        }
+        if (rx == 0) {
+            LOGI("%s of a failed run is on the share: its Rows are folded "
+                 "into this batch", upl);
+            (void)fold_stream(cb, b, rpath, upl);
+        }
     } else if (rr == 0 && res_mtime >= xml_mtime) {
         if (apply_results(cb, rpath, respath) < 0)
             goto done;
@@ -2736,11 +3694,12 @@ smb_before(struct combine *cb, const char *rpath, const char *respath)
         LOGI("%s on the share has no results yet: its Rows are folded into "
              "this batch",
              c->cc_smb_remote_path);
-        (void)remote_load(cb, rpath, "the share's clients.xml");
+        (void)fold_stream(cb, b, rpath, "the share's clients.xml");
     }
     rc = 0;
 done:
     free(results);
+    free(upl);
     unlink(rpath);
     unlink(respath);
     return rc;
@@ -2814,113 +3773,79 @@ done:
     return rc;
 }
 
-/* ---- marking -------------------------------------------------------- */
+/* ---- marking (DB mode) ---------------------------------------------- */
 
 /*
- * Inside the mark transaction (the writer lock: nothing changes): 1 if the
- * client's XML now is the one whose Row this run wrote at it->it_out of
- * the combined file fd (same version, same length, same Row bytes), 0 if
- * not, -1 on error. The version alone is not enough: a client deleted and
- * created again starts at version 1 again.
+ * In one transaction (the writer lock: nothing changes meanwhile), every
+ * local Row written and not superseded is marked shipped if its client
+ * still waits at the version written (and its XML has the length
+ * written): (key, client, version) names one content for ever, the store
+ * goes on counting a deleted client's versions. The ledger is read in
+ * blocks and LR_MARKED written back. Folded Rows not superseded move to
+ * this batch. 0 or -1 (logged; nothing marked).
  */
 static int
-same_as_written(struct combine *cb, int fd, struct item *it, const char *key)
+mark_db(struct combine *cb)
 {
-    char *xml = NULL, *row = NULL;
-    size_t len;
-    int64_t version;
-    int rc;
+    struct store_mark *m = NULL;
+    struct lrec *r = NULL;
+    size_t at = 0, i, marked = 0;
+    ssize_t got;
+    int changed, dirty;
 
-    rc = store_get_xml(cb->cb_store, key, it->it_cid, &xml, &len, &version);
-    if (rc == STORE_NOTFOUND)
-        return 0;
-    if (rc != STORE_OK)
-        return -1;
-    rc = 0;
-    if (version != it->it_version)
-        goto done;      /* changed meanwhile: the usual case */
-    if (len != it->it_xlen || it->it_off + it->it_len > len)
-        goto recreated;
-    rc = -1;
-    if ((row = malloc(it->it_len)) == NULL)
-        goto done;
-    if (pread(fd, row, it->it_len, it->it_out) != (ssize_t)it->it_len) {
-        LOGW("cannot read back the Row of %s: %s", it->it_rel,
-             strerror(errno ? errno : EIO));
-        goto done;
-    }
-    if (memcmp(row, xml + it->it_off, it->it_len) == 0) {
-        rc = 1;
-        goto done;
-    }
-recreated:
-    LOGI("%s was deleted and created again during the run (same version, "
-         "other XML): not marked, it ships next run",
-         it->it_rel);
-    rc = 0;
-done:
-    free(row);
-    free(xml);
-    return rc;
-}
-
-static int
-mark_db(struct combine *cb, const char *final)
-{
-    size_t i;
-    int changed, fd;
-
-    if ((fd = open(final, O_RDONLY | O_CLOEXEC)) < 0) {
-        LOGW("cannot open %s: %s", final, strerror(errno));
+    if (lg_flush(cb->cb_lg) < 0 ||
+        (r = malloc(LG_BLOCK * sizeof(*r))) == NULL) {
+        LOGW("cannot read the run's ledger: %s", strerror(errno));
+        free(r);
         return -1;
     }
-    if (store_begin(cb->cb_store) < 0) {
-        close(fd);
-        return -1;
-    }
-    for (i = 0; i < cb->cb_n; i++) {
-        struct item *it = &cb->cb_items[i];
-        char key[128];
-
-        if (!it->it_write || item_key(it, key, sizeof(key)) < 0)
-            continue;   /* no Row of its own in the file: stays waiting */
-        switch (same_as_written(cb, fd, it, key)) {
-        case 1:
-            break;
-        case 0:
-            continue;   /* changed, or deleted and created again */
-        default:
-            goto fail;
+    if (store_begin(cb->cb_store) < 0)
+        goto fail;
+    if ((m = store_combine_mark_begin(cb->cb_store)) == NULL)
+        goto fail;
+    while ((got = lg_read(cb->cb_lg, r, LG_BLOCK, at)) > 0) {
+        dirty = 0;
+        for (i = 0; i < (size_t)got; i++) {
+            if (r[i].lr_flags & LR_DEAD)
+                continue;   /* no Row of its own in the file */
+            if (r[i].lr_flags & LR_FOLDED) {
+                if (store_combine_mark_refold(m, r[i].lr_id, cb->cb_batch,
+                                              cb->cb_now_ms) != STORE_OK)
+                    goto fail;
+                continue;
+            }
+            if (store_combine_mark_one(m, r[i].lr_key, r[i].lr_cid,
+                                       r[i].lr_version, r[i].lr_xlen,
+                                       r[i].lr_id, cb->cb_batch,
+                                       cb->cb_now_ms, &changed) != STORE_OK)
+                goto fail;
+            if (changed) {
+                r[i].lr_flags |= LR_MARKED;
+                dirty = 1;
+                marked++;
+            }
         }
-        if (store_combine_mark_shipped(cb->cb_store, key, it->it_cid,
-                                       it->it_version, it->it_id,
-                                       cb->cb_batch, cb->cb_now_ms,
-                                       &changed) != STORE_OK)
+        if (dirty && lg_pwrite(cb->cb_lg, r, (size_t)got, at) < 0)
             goto fail;
-        it->it_marked = changed != 0;
-        cb->cb_stats->cs_marked += it->it_marked;
+        at += (size_t)got;
     }
-    for (i = 0; i < cb->cb_rr.rr_sax.sx_n; i++) {
-        const char *id = cb->cb_rr.rr_sax.sx_ids[i];
-
-        if (!strset_get(&cb->cb_ids, id, NULL) &&
-            store_combine_refold(cb->cb_store, id, cb->cb_batch,
-                                 cb->cb_now_ms) == STORE_ERROR)
-            goto fail;
-    }
+    if (got < 0)
+        goto fail;
+    store_combine_mark_end(m);
+    m = NULL;
     if (store_combine_meta_set(cb->cb_store, "combine.last_batch",
                                cb->cb_batch) != STORE_OK ||
         store_commit(cb->cb_store) < 0)
         goto fail;
-    close(fd);
+    cb->cb_stats->cs_marked = marked;
+    free(r);
     return 0;
 fail:
     LOGW("cannot mark the batch shipped: %s", store_errmsg(cb->cb_store));
+    store_combine_mark_end(m);
     store_rollback(cb->cb_store);
-    close(fd);
-    for (i = 0; i < cb->cb_n; i++)
-        cb->cb_items[i].it_marked = 0;
     cb->cb_stats->cs_marked = 0;
+    free(r);
     return -1;
 }
 
@@ -2940,73 +3865,285 @@ meta_result(struct combine *cb, const char *result)
                                      cb->cb_err);
 }
 
-/* ---- removing shipped files (--from-dir) ---------------------------- */
+/* ---- settling the in-flight files ----------------------------------- */
 
-struct unlinker {
-    struct combine *u_cb;
-    size_t u_from;      /* every second item from here */
+/*
+ * SETTLE_THREADS threads share the removals of shipped files: an unlink
+ * waits for the file system (its blocks freed, on a disk mounted with
+ * discard a discard request waited for), so even on 2 cores more threads
+ * than cores overlap the waits; in-flight names in many folders do not
+ * wait for each other's folder locks either. Helpers do syscalls only, no
+ * logging: a file they cannot remove is left to the main thread, which
+ * logs it.
+ */
+#define SETTLE_THREADS 4
+
+struct settler {
+    struct combine *st_cb;
+    unsigned st_part;   /* this thread's share: st_part of SETTLE_THREADS */
+    int st_ok;          /* the run succeeded */
+    int st_rc;
+    size_t st_left;     /* files it could not remove */
+    pthread_t st_t;
 };
 
-/* Remove the in-flight files of every second item; it_moved stays set
- * on a failure (no logging: any thread). */
-static void *
-unlink_half(void *arg)
+/* --from-dir: every in-flight name under XML_DIR is this run's (a killed
+ * run's were put back at its start): success removes it, failure puts it
+ * back. */
+static int
+fd_settle_one(void *arg, const char *rel, enum walk_kind k, int dfd,
+              const char *name)
 {
-    struct unlinker *u = arg;
-    struct combine *cb = u->u_cb;
-    size_t i;
+    struct settler *s = arg;
 
-    for (i = u->u_from; i < cb->cb_n; i += 2) {
-        struct item *it = &cb->cb_items[i];
-        char *in;
-
-        if (!it->it_moved || (in = inflight_path(cb, it->it_rel)) == NULL)
-            continue;
-        if (unlink(in) == 0 || errno == ENOENT)
-            it->it_moved = 0;
-        free(in);
+    (void)k;
+    (void)rel;
+    if (s->st_ok) {
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+            s->st_left++;
+        return 0;
     }
+    fd_put_back(s->st_cb, rel);
+    return 0;
+}
+
+static void *
+fd_settle_part(void *arg)
+{
+    struct settler *s = arg;
+
+    s->st_rc = walk(s->st_cb->cb_cfg->cc_xml_dir, "", 1u << WK_INFLIGHT,
+                    s->st_part, SETTLE_THREADS, fd_settle_one, s);
     return NULL;
 }
 
-/* --from-dir, after the batch is recorded: remove the in-flight files of
- * every item, on two threads (a second thread halves the time of 100,000
- * unlinks on 2 cores). A file that cannot be removed stays moved: the
- * caller's loop tries again and logs it. */
+/* Run fn on SETTLE_THREADS threads (fewer if they cannot start: the
+ * caller's thread does the parts left). */
 static void
-shipped_unlink(struct combine *cb)
+settle_parallel(struct combine *cb, int ok, void *(*fn)(void *),
+                struct settler *s)
 {
-    struct unlinker a = {cb, 0}, b = {cb, 1};
-    pthread_t t;
+    unsigned i;
+    int started[SETTLE_THREADS];
 
-    if (cb->cb_n < 2 * FD_CHUNK || sysconf(_SC_NPROCESSORS_ONLN) < 2 ||
-        pthread_create(&t, NULL, unlink_half, &b) != 0)
+    for (i = 0; i < SETTLE_THREADS; i++) {
+        s[i] = (struct settler){.st_cb = cb, .st_part = i, .st_ok = ok};
+        started[i] = i > 0 && pthread_create(&s[i].st_t, NULL, fn,
+                                             &s[i]) == 0;
+    }
+    for (i = 0; i < SETTLE_THREADS; i++)
+        if (!started[i])
+            (void)fn(&s[i]);
+    for (i = 0; i < SETTLE_THREADS; i++)
+        if (started[i])
+            pthread_join(s[i].st_t, NULL);
+}
+
+static void
+fd_settle(struct combine *cb, int ok)
+{
+    struct settler s[SETTLE_THREADS], one;
+    size_t left = 0;
+    unsigned i;
+    int rc = 0;
+
+    if (ok) {
+        settle_parallel(cb, ok, fd_settle_part, s);
+        for (i = 0; i < SETTLE_THREADS; i++) {
+            left += s[i].st_left;
+            rc |= s[i].st_rc;
+        }
+        if (left == 0 && rc == 0)
+            return;
+        LOGW("%zu shipped files could not be removed: trying again", left);
+    }
+    /* alone: everything (left), in order */
+    one = (struct settler){.st_cb = cb, .st_ok = ok};
+    if (walk(cb->cb_cfg->cc_xml_dir, "", 1u << WK_INFLIGHT, 0, 1,
+             fd_settle_one, &one) < 0 || one.st_left > 0)
+        LOGW("cannot remove %zu shipped files in flight under %s: %s",
+             one.st_left, cb->cb_cfg->cc_xml_dir, strerror(errno));
+}
+
+/* DB mode, after a successful mark, the ledger blocks of this thread's
+ * share: a marked client's in-flight file is removed, and an outbox file
+ * the API wrote for it meanwhile is moved to the in-flight name (LR_COPY:
+ * the main thread compares it). */
+static void *
+db_settle_part(void *arg)
+{
+    struct settler *s = arg;
+    struct combine *cb = s->st_cb;
+    struct lrec *r;
+    size_t at, i;
+    ssize_t got = 0;
+
+    s->st_rc = -1;
+    if ((r = malloc(LG_BLOCK * sizeof(*r))) == NULL)
+        return NULL;
+    /* each thread writes back its own blocks */
+    for (at = s->st_part * LG_BLOCK;
+         (got = lg_read(cb->cb_lg, r, LG_BLOCK, at)) > 0;
+         at += SETTLE_THREADS * LG_BLOCK) {
+        int dirty = 0;
+
+        for (i = 0; i < (size_t)got; i++) {
+            char *rel, *in, *out;
+
+            if (!(r[i].lr_flags & LR_MARKED) ||
+                (rel = rec_rel(&r[i])) == NULL)
+                continue;
+            in = inflight_path(cb, rel);
+            out = outbox_path(cb, rel);
+            if (in != NULL && out != NULL) {
+                if ((r[i].lr_flags & LR_MOVED) &&
+                    (unlink(in) == 0 || errno == ENOENT)) {
+                    r[i].lr_flags &= ~(uint32_t)LR_MOVED;
+                    dirty = 1;
+                }
+                /* the lookup first: a rename takes the folder's lock
+                 * even when there is nothing to move (the usual case) */
+                if (!(r[i].lr_flags & LR_MOVED) && access(out, F_OK) == 0 &&
+                    rename(out, in) == 0) {
+                    r[i].lr_flags |= LR_COPY;
+                    dirty = 1;
+                }
+            }
+            free(in);
+            free(out);
+            free(rel);
+        }
+        if (dirty && lg_pwrite(cb->cb_lg, r, (size_t)got, at) < 0)
+            goto done;
+    }
+    if (got == 0)
+        s->st_rc = 0;
+done:
+    free(r);
+    return NULL;
+}
+
+/*
+ * DB mode: settle every record's in-flight file. ok: after the mark (a
+ * marked client's file removed, an outbox copy of exactly what shipped
+ * removed too, the file of a client not marked back only if it still
+ * waits with exactly those bytes); !ok: nothing marked, every moved file
+ * settled as not marked.
+ */
+static void
+db_settle(struct combine *cb, int ok)
+{
+    struct settler s[SETTLE_THREADS];
+    struct lrec *r = NULL;
+    size_t at = 0, i;
+    ssize_t got;
+
+    if (lg_flush(cb->cb_lg) < 0) {
+        LOGW("cannot write the run's ledger: %s", strerror(errno));
         return;
-    (void)unlink_half(&a);
-    pthread_join(t, NULL);
+    }
+    if (ok)     /* a record a thread did not get to stays LR_MOVED */
+        settle_parallel(cb, ok, db_settle_part, s);
+    if ((r = malloc(LG_BLOCK * sizeof(*r))) == NULL)
+        return;
+    while ((got = lg_read(cb->cb_lg, r, LG_BLOCK, at)) > 0) {
+        for (i = 0; i < (size_t)got; i++) {
+            struct lrec *x = &r[i];
+
+            if (x->lr_flags & LR_FOLDED)
+                continue;
+            if (ok && (x->lr_flags & LR_MARKED)) {
+                if (x->lr_flags & LR_MOVED) {   /* the helper could not */
+                    char *rel = rec_rel(x), *in = NULL;
+
+                    if (rel != NULL && (in = inflight_path(cb, rel)) != NULL &&
+                        unlink(in) < 0 && errno != ENOENT)
+                        LOGW("cannot remove %s: %s", in, strerror(errno));
+                    free(in);
+                    free(rel);
+                }
+                if (x->lr_flags & LR_COPY)
+                    drop_shipped_copy(cb, x);
+                continue;
+            }
+            if (x->lr_flags & LR_MOVED)
+                db_put_back(cb, x);     /* changed meanwhile: waiting */
+        }
+        at += (size_t)got;
+    }
+    free(r);
 }
 
 /* ---- one run -------------------------------------------------------- */
+
+/* Finish the combined file: drop superseded Rows, the tail, fsync. *rows
+ * = Rows in it. 0 or -1 (logged). */
+static int
+finish_combined(struct combine *cb, struct fdb *b, const char *tmp,
+                size_t *rows)
+{
+    size_t dead, dead_folded;
+
+    if (lg_flush(cb->cb_lg) < 0 ||
+        dedupe(cb->cb_lg, &dead, &dead_folded) < 0) {
+        LOGW("cannot read the run's ledger: %s", strerror(errno));
+        return -1;
+    }
+    if (fputs(tail, b->b_f) == EOF || fflush(b->b_f) == EOF)
+        goto fail_io;
+    b->b_pos += (off_t)strlen(tail);
+    if (dead > 0) {
+        if (fdb_compact(cb, b->b_pos, tmp) < 0)
+            return -1;
+    } else if (fsync(fileno(b->b_f)) < 0) {
+        goto fail_io;
+    }
+    *rows = cb->cb_n + cb->cb_nfold - dead;
+    cb->cb_stats->cs_folded = cb->cb_nfold - dead_folded;
+    return 0;
+fail_io:
+    LOGW("cannot write %s: %s", tmp, strerror(errno));
+    return -1;
+}
+
+/* Seconds since t (CLOCK_MONOTONIC); t set to now. */
+static double
+lap(struct timespec *t)
+{
+    struct timespec now;
+    double d;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    d = (double)(now.tv_sec - t->tv_sec) +
+        (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+    *t = now;
+    return d;
+}
 
 enum combine_rc
 combine_run(struct combine *cb, struct combine_stats *stats)
 {
     const struct combine_cfg *c = cb->cb_cfg;
     struct combine_stats dummy;
+    struct fdb b;
     char *final = NULL, *tmp = NULL, *rpath = NULL, *respath = NULL;
     int dry = (cb->cb_flags & COMBINE_DRY_RUN) != 0;
     int from_dir = (cb->cb_flags & COMBINE_FROM_DIR) != 0;
-    int in_snap = 0;
     enum combine_rc rc = COMBINE_FAILED;
-    size_t i, rows;
+    size_t rows = 0;
+    struct timespec t;
+    double t_write, t_ship, t_mark;
     struct tm tm;
     time_t now;
+    int k;
 
+    memset(&b, 0, sizeof(b));
     if (stats == NULL)
         stats = &dummy;
     memset(stats, 0, sizeof(*stats));
     cb->cb_stats = stats;
     cb->cb_err[0] = '\0';
+    cb->cb_n = cb->cb_nfold = 0;
     now = time(NULL);
     cb->cb_now_ms = (int64_t)now * 1000;
     gmtime_r(&now, &tm);
@@ -3031,75 +4168,63 @@ combine_run(struct combine *cb, struct combine_stats *stats)
         goto fail;
     }
 
-    /* 1. in-flight files of a crashed run go back */
-    if (!dry)
-        (void)walk(cb->cb_inflight, "", recover_one, cb);
+    (void)lap(&t);
+    /* 1. in-flight files of a killed run (both layouts) */
+    if (!dry) {
+        if (access(cb->cb_inflight_old, F_OK) == 0) {
+            (void)walk(cb->cb_inflight_old, "", 1u << WK_XML, 0, 1,
+                       recover_old, cb);
+            rmdir_empty(cb->cb_inflight_old);
+        }
+        (void)walk(c->cc_xml_dir, "", 1u << WK_INFLIGHT, 0, 1, recover_new,
+                   cb);
+    }
+    if ((cb->cb_lg = lg_open(c->cc_ready_dir)) == NULL) {
+        LOGW("cannot create the run's ledger in %s: %s", c->cc_ready_dir,
+             strerror(errno));
+        goto fail;
+    }
+    if (fdb_open(cb, &b, tmp) < 0)
+        goto fail;
 
     /* 2. the previous batch: results or fold */
     if (c->cc_smb_enabled && !dry) {
-        if (smb_before(cb, rpath, respath) < 0)
+        if (smb_before(cb, &b, rpath, respath) < 0)
             goto fail;
     } else if (!c->cc_smb_enabled && access(final, F_OK) == 0) {
         /* nobody carried the last clients.xml: keep its Rows */
-        if (remote_load(cb, final, "the uncarried local clients.xml") == 0)
+        if (fold_stream(cb, &b, final, "the uncarried local clients.xml") ==
+            0)
             LOGI("%s was not carried away: its %zu Rows are kept in the "
                  "new batch",
-                 final, cb->cb_rr.rr_sax.sx_n);
+                 final, cb->cb_nfold);
     }
     if (stopping(cb))
         goto stopped;
 
-    /* 3-4. reconcile, pick (--from-dir: and 5, in one pass) */
-    if (from_dir) {
-        if (fd_build(cb, tmp, &rows) < 0)
-            goto fail;
-    } else {
-        if (store_combine_foreach_waiting(cb->cb_store, 0, reconcile_one,
-                                          cb) != 0) {
-            LOGW("reconcile failed: %s", store_errmsg(cb->cb_store));
-            goto fail;
-        }
-        if (store_combine_snapshot_begin(cb->cb_store) < 0)
-            goto fail;
-        in_snap = 1;
-        if (store_combine_foreach_waiting(cb->cb_store, c->cc_max_clients,
-                                          pick_one, cb) != 0) {
-            LOGW("cannot read the waiting clients: %s",
-                 store_errmsg(cb->cb_store));
-            goto fail;
-        }
-        for (i = 0; i < cb->cb_n && !dry; i++)
-            if (item_move(cb, &cb->cb_items[i]) < 0)
-                goto fail;
-    }
+    /* 3-5. reconcile, pick, move, write (one pass) */
+    k = from_dir ? fd_build(cb, &b) : db_build(cb, &b);
     stats->cs_local = cb->cb_n;
-    for (i = 0; i < cb->cb_n && !from_dir; i++)
-        if (strset_put(&cb->cb_ids, cb->cb_items[i].it_id, i) < 0)
-            goto fail;
-    for (i = 0; i < cb->cb_n && !from_dir; i++) {
-        size_t last = i;
-
-        (void)strset_get(&cb->cb_ids, cb->cb_items[i].it_id, &last);
-        cb->cb_items[i].it_write = last == i;
-    }
+    if (k < 0)
+        goto fail;
+    if (k == 1 || stopping(cb))
+        goto stopped;
     if (cb->cb_n == 0) {
         LOGI("nothing waiting to ship");
         rc = COMBINE_NOTHING;
         goto out;
     }
-    if (stopping(cb))
-        goto stopped;
-
-    /* 5. clients.xml */
-    if (!from_dir && write_combined(cb, tmp, &rows) < 0)
+    if (finish_combined(cb, &b, tmp, &rows) < 0)
         goto fail;
-    if (in_snap) {
-        store_combine_snapshot_end(cb->cb_store);
-        in_snap = 0;
+    t_write = lap(&t);
+    if (fclose(b.b_f) == EOF) {
+        b.b_f = NULL;
+        LOGW("cannot write %s: %s", tmp, strerror(errno));
+        goto fail;
     }
+    b.b_f = NULL;
     if (rename(tmp, final) < 0) {
         LOGW("cannot rename %s to %s: %s", tmp, final, strerror(errno));
-        unlink(tmp);
         goto fail;
     }
     stats->cs_rows = rows;
@@ -3122,32 +4247,21 @@ combine_run(struct combine *cb, struct combine_stats *stats)
              c->cc_smb_remote_path, rows);
     }
 
-    /* 7. record */
-    if (cb->cb_store != NULL && mark_db(cb, final) < 0)
+    /* 7. record, then settle the files */
+    t_ship = lap(&t);
+    if (cb->cb_store != NULL && mark_db(cb) < 0)
         goto fail_shipped;
-    (void)state_write_batch(cb);
-    if (cb->cb_store == NULL)
-        shipped_unlink(cb);     /* --from-dir: every file shipped */
-    for (i = 0; i < cb->cb_n; i++) {
-        struct item *it = &cb->cb_items[i];
-        char *in;
-
-        if (cb->cb_store != NULL && !it->it_marked) {
-            item_put_back(cb, it);  /* changed meanwhile: still waiting */
-            continue;
-        }
-        if (it->it_moved) {
-            if ((in = inflight_path(cb, it->it_rel)) != NULL &&
-                unlink(in) < 0)
-                LOGW("cannot remove %s: %s", in, strerror(errno));
-            free(in);
-            it->it_moved = 0;
-        }
-        if (cb->cb_store != NULL)
-            drop_shipped_copy(cb, it);
-    }
-    LOGI("batch %s done: %zu clients marked shipped", cb->cb_batch,
-         cb->cb_store ? stats->cs_marked : cb->cb_n);
+    (void)state_rewrite(cb, cb->cb_lg, 0);
+    t_mark = lap(&t);
+    if (from_dir)
+        fd_settle(cb, 1);
+    else
+        db_settle(cb, 1);
+    LOGI("batch %s done: %zu clients marked shipped (seconds: %.2f to "
+         "write, %.2f to upload, %.2f to record, %.2f to remove the "
+         "files)",
+         cb->cb_batch, cb->cb_store ? stats->cs_marked : cb->cb_n, t_write,
+         t_ship, t_mark, lap(&t));
     rc = COMBINE_OK;
     goto out;
 
@@ -3162,26 +4276,29 @@ stopped:
     LOGI("stop requested: run abandoned, nothing marked");
     rc = COMBINE_STOPPED;
 out:
-    if (in_snap)
-        store_combine_snapshot_end(cb->cb_store);
+    fdb_close(&b);
     if (rc != COMBINE_OK && tmp != NULL)
         unlink(tmp);    /* not renamed (ENOENT if it was) */
-    if (rc != COMBINE_OK && !dry)
-        items_put_back(cb);
+    if (rc != COMBINE_OK && !dry) {
+        if (from_dir)
+            fd_settle(cb, 0);
+        else if (cb->cb_lg != NULL)
+            db_settle(cb, 0);
+    }
     if (rc == COMBINE_FAILED) {
         snprintf(stats->cs_error, sizeof(stats->cs_error), "%s",
                  cb->cb_err[0] ? cb->cb_err : "failed");
         clog_(cb, 0, "run failed (%s): nothing marked, files put back, "
               "the batch is left for the next run", stats->cs_error);
-            }
+    }
     meta_result(cb, rc == COMBINE_OK      ? "ok"
                     : rc == COMBINE_NOTHING ? "nothing"
                     : rc == COMBINE_STOPPED ? "stopped"
                                             : "failed");
     smb_close(cb->cb_smb);
     cb->cb_smb = NULL;
-    remote_free(&cb->cb_rr);
-    items_free(cb);
+    lg_close(cb->cb_lg);
+    cb->cb_lg = NULL;
     free(final);
     free(tmp);
     free(rpath);

@@ -4,30 +4,34 @@
  * batch, rotate and upload over SMB, record what shipped.
  *
  * One run (combine_run), DB mode:
- *   1. remove in-flight files a killed run left (XML_DIR/.inflight/...):
- *      step 3 rebuilds waiting clients' files from the database
- *      (--from-dir: put them back, they are the only copy)
+ *   1. remove in-flight files a killed run left (XML_DIR/<key>/.inflight.
+ *      <id>.xml, or the old layout XML_DIR/.inflight/...): the database
+ *      is the truth (--from-dir: put them back, they are the only copy)
  *   2. SMB on: download the share's clients.xml and results; processed ->
  *      clients imported/failed (failed: logged, re-queued unless changed);
- *      unprocessed -> its Rows are folded into this batch
+ *      unprocessed -> its Rows are folded into this batch (streamed)
  *      SMB off: READY_DIR/clients.xml still there (nobody carried it) is
  *      folded the same way, so no batch is overwritten unread
- *   3. reconcile: rewrite missing/stale outbox files of waiting clients
- *   4. pick up to MAX waiting clients (oldest change first) in one read
- *      snapshot; move their outbox files to XML_DIR/.inflight/<key>/<id>.xml
- *   5. stream READY_DIR/clients.xml (temp + rename), Rows byte-copied from
- *      the database's outbox XML, last Row per __id wins
+ *   3-5. one pass over every waiting client (oldest change first, one
+ *      read snapshot): the first MAX are checked and their outbox files
+ *      moved to <key>/.inflight.<id>.xml on two threads, their Rows (the
+ *      database's bytes) streamed to READY_DIR/clients.xml (temp +
+ *      rename), the others reconciled (file rewritten if missing or
+ *      stale); one Row per __id, the last wins
  *   6. SMB on: upload to a temporary name, rotate the remote clients.xml to
  *      clients_YYYYMMDD_HHMMSS.xml, rename the upload to clients.xml
- *   7. success: mark shipped only a client whose XML is still the bytes
- *      written (version alone is not enough: a re-created client is at
- *      version 1 again), client_state.json, delete in-flight files and an
- *      outbox copy of exactly what was shipped; a file of a client not
- *      marked goes back only if it still waits with exactly that XML.
- *      Failure: mark nothing, settle files the same way.
+ *   7. success: mark shipped only a client still at the version written
+ *      (a version names one XML for ever: tombstones), client_state.json
+ *      (streamed), delete in-flight files and an outbox copy of exactly
+ *      what was shipped; a file of a client not marked goes back only if
+ *      it still waits with exactly that XML. Failure: mark nothing, settle
+ *      files the same way.
  * --from-dir mode: no database; the files under XML_DIR are the batch,
- * steps 4-5 in one pass (each file moved, read once, checked, its Row
- * copied from the same buffer; two threads move, read and check).
+ * taken oldest first a walk at a time, steps 4-5 in one pass (each file
+ * moved, read once, checked, its Row copied from the same buffer; two
+ * threads move, read and check).
+ * Memory does not grow with the batch: what a run must remember of each
+ * Row is in a ledger file in READY_DIR (see docs/COMBINE.md).
  */
 #pragma once
 
@@ -59,6 +63,9 @@ struct combine_cfg {
     char *cc_smb_password_file; /* SMB_PASSWORD_FILE */
     unsigned cc_smb_port;       /* SMB_PORT: 0 = 445 */
     int cc_smb_timeout_ms;      /* SMB_TIMEOUT_MS: 20000 */
+    size_t cc_walk_files;       /* --from-dir: files taken per walk of
+                                 * XML_DIR (0: 65536); not a setting, the
+                                 * tests set a small one */
 };
 
 /*

@@ -219,39 +219,7 @@ int store_combine_init(struct store *s);
 int store_combine_snapshot_begin(struct store *s);
 void store_combine_snapshot_end(struct store *s);
 
-/*
- * Call fn for every waiting client, oldest change first, at most max
- * (0 = all), with its key, id, version and outbox XML (borrowed for the
- * call). Stops when fn returns non-zero and returns that value; STORE_ERROR
- * on SQL failure, else 0.
- */
-int store_combine_foreach_waiting(struct store *s, int64_t max,
-                                  int (*fn)(void *arg, const char *key,
-                                            int64_t cid, int64_t version,
-                                            const char *xml, size_t len),
-                                  void *arg);
-
-/*
- * Mark one client shipped in batch at at_ms if it is still at version and
- * waiting, and record xml_id -> (key, cid, version, batch). *changed = 1
- * when marked, 0 when the client changed meanwhile (it stays pending).
- * Inside store_begin/store_commit. STORE_OK or STORE_ERROR.
- */
-int store_combine_mark_shipped(struct store *s, const char *key, int64_t cid,
-                               int64_t version, const char *xml_id,
-                               const char *batch, int64_t at_ms,
-                               int *changed);
-
-/*
- * A row of an earlier batch carried into batch (an unprocessed remote
- * batch folded in): move its shipped record and, if the client is still
- * shipped at that version, its state_batch. STORE_OK, STORE_NOTFOUND (id
- * not shipped by us) or STORE_ERROR.
- */
-int store_combine_refold(struct store *s, const char *xml_id,
-                         const char *batch, int64_t at_ms);
-
-/* What store_combine_set_result found. */
+/* What store_combine_mark_result found (store_combine.h). */
 struct store_shipped {
     char ss_key[128];
     int64_t ss_cid;
@@ -259,15 +227,6 @@ struct store_shipped {
     char ss_batch[64];
     int ss_changed;     /* 1: state set; 0: client changed or not shipped */
 };
-
-/*
- * Record Patriot's result for xml_id: state imported (ok != 0) or failed,
- * only if the client is still shipped at the shipped version. Fills out.
- * STORE_OK, STORE_NOTFOUND (id never shipped by us) or STORE_ERROR.
- * Inside store_begin/store_commit.
- */
-int store_combine_set_result(struct store *s, const char *xml_id, int ok,
-                             int64_t at_ms, struct store_shipped *out);
 
 /* meta(k, v): set (inside or outside a transaction) and get. get returns
  * STORE_OK, STORE_NOTFOUND or STORE_ERROR; v is truncated to len. */

@@ -530,9 +530,18 @@ exists(const char *path)
     return access(path, F_OK) == 0;
 }
 
-/* 1. A killed run left files in XML_DIR/.inflight: in DB mode none of them
- * comes back (the deleted client's least of all); reconcile rebuilds the
- * files of waiting clients from the database. */
+/* No in-flight file left anywhere under XML_DIR (either layout). */
+static void
+no_inflight(struct fx *f)
+{
+    run_cmd("test -z \"$(find %s/out -name '.inflight*' -type f)\"",
+            f->dir);
+}
+
+/* 1. A killed run left files in flight, in XML_DIR/<key>/.inflight.<id>.xml
+ * or (the layout before 2026-11, an upgrade) XML_DIR/.inflight/<key>/: in DB
+ * mode none of them comes back (the deleted client's least of all); the
+ * run ships the waiting clients from the database. */
 static void
 test_recover_db(void **state)
 {
@@ -560,7 +569,7 @@ test_recover_db(void **state)
     snprintf(p, sizeof(p), "%s/out/.inflight/Alarm24/1.xml", f->dir);
     xml_of(old, sizeof(old), 1, "BASE11", "one");
     write_text(p, old);
-    snprintf(p, sizeof(p), "%s/out/.inflight/Alarm24/2.xml", f->dir);
+    snprintf(p, sizeof(p), "%s/out/Alarm24/.inflight.2.xml", f->dir);
     xml_of(old, sizeof(old), 2, "BASE11", "two");
     write_text(p, old);
 
@@ -568,6 +577,9 @@ test_recover_db(void **state)
     assert_int_equal(st.cs_local, 1);
     assert_int_equal(st.cs_marked, 1);
     combine_free(cb);
+    /* the old layout's folder is gone once empty */
+    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
+    assert_false(exists(p));
     /* the deleted and the shipped client have no outbox file */
     snprintf(p, sizeof(p), "%s/out/Alarm24/7.xml", f->dir);
     assert_false(exists(p));
@@ -575,8 +587,7 @@ test_recover_db(void **state)
     assert_false(exists(p));
     snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
     assert_false(exists(p));
-    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
-    run_cmd("test -z \"$(find %s -type f)\"", p);
+    no_inflight(f);
     /* 2 shipped with the database's XML, never the old in-flight one */
     assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
     snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
@@ -594,7 +605,7 @@ test_recover_db(void **state)
 }
 
 /* 1b. --from-dir: the in-flight file is the only copy: it goes back (and
- * ships), unless a newer outbox file exists. */
+ * ships), unless a newer outbox file exists (both layouts). */
 static void
 test_recover_from_dir(void **state)
 {
@@ -605,7 +616,7 @@ test_recover_from_dir(void **state)
 
     snprintf(p, sizeof(p), "%s/out/.inflight/A/5.xml", f->dir);
     write_text(p, DOC(ROW("5BASE11", "five")));
-    snprintf(p, sizeof(p), "%s/out/.inflight/A/6.xml", f->dir);
+    snprintf(p, sizeof(p), "%s/out/A/.inflight.6.xml", f->dir);
     write_text(p, DOC(ROW("6BASE11", "six-old")));
     snprintf(p, sizeof(p), "%s/out/A/6.xml", f->dir);
     write_text(p, DOC(ROW("6BASE11", "six-new")));
@@ -620,8 +631,7 @@ test_recover_from_dir(void **state)
     assert_non_null(strstr(out, "<Name>six-new</Name>"));
     assert_null(strstr(out, "six-old"));
     free(out);
-    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
-    run_cmd("test -z \"$(find %s -type f)\"", p);
+    no_inflight(f);
 }
 
 /* 1c. --from-dir, one pass: a parser context reused from file to file
@@ -741,8 +751,7 @@ test_from_dir_max(void **state)
     assert_int_equal(before.st_ctim.tv_nsec, after.st_ctim.tv_nsec);
     snprintf(p, sizeof(p), "%s/out/A/2.xml", f->dir);
     assert_int_equal(access(p, F_OK), 0);
-    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
-    run_cmd("test -z \"$(find %s -type f)\"", p);
+    no_inflight(f);
 }
 
 /* 1e. A batch over 10 MB (libxml2's limit for one pushed chunk) that
@@ -867,7 +876,7 @@ test_recreated_same_version(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "first");
     put(s, "Alarm24", 2, "BASE11", "other");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/1.xml",
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.1.xml",
              f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_local, 2);
@@ -928,7 +937,7 @@ test_shipped_copy_removed(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/2.xml",
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.2.xml",
              f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_marked, 2);
@@ -941,8 +950,7 @@ test_shipped_copy_removed(void **state)
     assert_non_null(out);
     assert_non_null(strstr(out, "<Name>two-other</Name>"));
     free(out);
-    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
-    run_cmd("test -z \"$(find %s -type f)\"", p);
+    no_inflight(f);
     store_close(s);
 }
 
@@ -965,16 +973,245 @@ test_unmarked_deleted_not_put_back(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/.inflight/Alarm24/2.xml",
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.2.xml",
              f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_marked, 1);
     assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
     snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
     assert_false(exists(p));
-    snprintf(p, sizeof(p), "%s/out/.inflight", f->dir);
-    run_cmd("test -z \"$(find %s -type f)\"", p);
+    no_inflight(f);
     store_close(s);
+}
+
+/* ---- bounded memory (issue 4: flat whatever the batch) --------------- */
+
+/* 4a. --from-dir takes its files a few at a time (here 3 per walk of
+ * XML_DIR), still oldest first across walks, MAX_CLIENTS_PER_RUN counted
+ * across walks, a file beyond it never moved, and the newest file of an
+ * __id wins across walks. */
+static void
+test_from_dir_walks(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256], name[32], *out, *a, *b;
+    struct stat before, after;
+    time_t t0 = time(NULL) - 1000;
+    int i;
+
+    for (i = 1; i <= 8; i++) {
+        snprintf(p, sizeof(p), "%s/out/A/%d.xml", f->dir, i);
+        snprintf(name, sizeof(name), "%dBASE11", i);
+        if (i == 5) {
+            write_text(p, "<Clients><Row><__id>5BASE11</__id></Row>");
+        } else {
+            char doc[256];
+
+            snprintf(doc, sizeof(doc), DOC(ROW("%s", "old")), name);
+            write_text(p, doc);
+        }
+        set_mtime(p, t0 + i);
+    }
+    snprintf(p, sizeof(p), "%s/out/B/9.xml", f->dir);
+    write_text(p, DOC(ROW("6BASE11", "six-newest")));
+    set_mtime(p, t0 + 9);
+    snprintf(p, sizeof(p), "%s/out/A/5.xml", f->dir);
+    assert_int_equal(stat(p, &before), 0);
+
+    f->cfg.cc_walk_files = 3;
+    f->cfg.cc_max_clients = 4;
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 4);
+    assert_int_equal(st.cs_skipped, 0);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    for (i = 1; i <= 3; i++) {  /* oldest first, across two walks */
+        snprintf(name, sizeof(name), "<__id>%dBASE11</__id>", i);
+        a = strstr(out, name);
+        snprintf(name, sizeof(name), "<__id>%dBASE11</__id>", i + 1);
+        b = strstr(out, name);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(a < b);
+    }
+    free(out);
+    unlink(p);      /* carried away */
+    snprintf(p, sizeof(p), "%s/out/A/5.xml", f->dir);
+    assert_int_equal(stat(p, &after), 0);   /* beyond MAX: never moved */
+    assert_int_equal(before.st_ctim.tv_nsec, after.st_ctim.tv_nsec);
+    no_inflight(f);
+
+    /* the rest: 5 malformed, 6 superseded by B/9 (newer, a later walk) */
+    f->cfg.cc_max_clients = 0;
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_local, 4);
+    assert_int_equal(st.cs_rows, 3);
+    assert_int_equal(st.cs_skipped, 1);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<Row>"), 3);
+    assert_int_equal(count(out, "<__id>6BASE11</__id>"), 1);
+    assert_non_null(strstr(out, "six-newest"));
+    assert_non_null(strstr(out, "<__id>7BASE11</__id>"));
+    assert_non_null(strstr(out, "<__id>8BASE11</__id>"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/A/5.xml", f->dir);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/out/A/6.xml", f->dir);
+    assert_int_equal(access(p, F_OK), -1);  /* shipped (superseded) */
+    no_inflight(f);
+}
+
+/* 4b. client_state.json is streamed, not loaded whole: the entries of
+ * other ids are kept as they were (nested values, a key that is not a
+ * plain id), the batch's ids replaced; a file that is not a JSON object is
+ * started anew. */
+static void
+test_state_streamed(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256];
+    json_error_t je;
+    json_t *j, *v;
+
+    snprintf(p, sizeof(p), "%s/state.json", f->dir);
+    write_text(p, "{\"1BASE11\": {\"status\": \"imported\", "
+                  "\"last_batch\": \"old\"},\n \"KEEP9\": {\"status\": "
+                  "\"failed\", \"extra\": [1, {\"a\": \"}\\\"]\"}]},"
+                  "\"we\\\"ird\": 5 }\n");
+    snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
+    write_text(p, DOC(ROW("1BASE11", "one")));
+    snprintf(p, sizeof(p), "%s/out/A/2.xml", f->dir);
+    write_text(p, DOC(ROW("2BASE11", "two")));
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    snprintf(p, sizeof(p), "%s/state.json", f->dir);
+    j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), 4);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(j, "1BASE11"), "status")),
+                        "pending_import");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(j, "2BASE11"), "status")),
+                        "pending_import");
+    v = json_object_get(j, "KEEP9");
+    assert_string_equal(json_string_value(json_object_get(v, "status")),
+                        "failed");
+    v = json_array_get(json_object_get(v, "extra"), 1);
+    assert_string_equal(json_string_value(json_object_get(v, "a")), "}\"]");
+    assert_int_equal(json_integer_value(json_object_get(j, "we\"ird")), 5);
+    json_decref(j);
+
+    /* not a JSON object: a new one */
+    write_text(p, "[1, 2");
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/out/A/3.xml", f->dir);
+    write_text(p, DOC(ROW("3BASE11", "three")));
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    snprintf(p, sizeof(p), "%s/state.json", f->dir);
+    j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), 1);
+    assert_non_null(json_object_get(j, "3BASE11"));
+    json_decref(j);
+}
+
+/* 4c. DB mode, two clients of different keys with the same __id: one Row
+ * (the later change), the other client is not marked (it has no Row of
+ * its own) and its file goes back. */
+static void
+test_db_same_id(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    struct store *s = open_db(f);
+    char p[256], err[256], *out;
+
+    put(s, "Alarm24", 1, "BASE11", "first");
+    put(s, "Other", 1, "BASE11", "second");
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_local, 2);
+    assert_int_equal(st.cs_rows, 1);
+    assert_int_equal(st.cs_marked, 1);
+    assert_string_equal(state_of(s, "Other", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 1), "pending");
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<__id>1BASE11</__id>"), 1);
+    assert_non_null(strstr(out, "<Name>second</Name>"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/out/Other/1.xml", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    no_inflight(f);
+    store_close(s);
+}
+
+/* 4d. A folded batch is streamed: 1 MiB pieces to the check, whose
+ * boundaries fall inside multi-byte characters, and a window over the
+ * Rows that grows for a Row bigger than it; every Row byte-exact. */
+static void
+test_fold_streamed_multibyte(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], err[256], *big, *out, *row;
+    const char *pat = "\xC3\xB8\xE2\x82\xAC\xF0\x9F\x98\x80" "a";
+    size_t i, n = 300000, pl = strlen(pat);
+    FILE *fp;
+
+    big = malloc(n * pl + 1);
+    assert_non_null(big);
+    for (i = 0; i < n; i++)
+        memcpy(big + i * pl, pat, pl);
+    big[n * pl] = '\0';
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    run_cmd("mkdir -p %s/ready", f->dir);
+    fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Clients>\n", fp);
+    for (i = 0; i < 40; i++)    /* 40 Rows of ~30,000 bytes */
+        fprintf(fp, "  <Row>\n    <__id>%zuBASE11</__id>\n    <Name>%.*s"
+                    "</Name>\n  </Row>\n", 100 + i,
+                (int)(30000 - i % 7 * pl), big);
+    fprintf(fp, "  <Row>\n    <__id>7BASE11</__id>\n    <Name>%s</Name>\n"
+                "  </Row>\n</Clients>\n", big);
+    fclose(fp);
+    snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
+    write_text(p, DOC(ROW("1BASE11", "one")));
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_folded, 41);
+    assert_int_equal(st.cs_rows, 42);
+    snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
+    out = slurp(p);
+    assert_int_equal(count(out, "<Row>"), 42);
+    row = strstr(out, "<__id>7BASE11</__id>\n    <Name>");
+    assert_non_null(row);
+    row += strlen("<__id>7BASE11</__id>\n    <Name>");
+    assert_int_equal(memcmp(row, big, n * pl), 0);
+    assert_int_equal(strncmp(row + n * pl, "</Name>\n  </Row>\n", 17), 0);
+    free(out);
+    free(big);
 }
 
 static void
@@ -1023,6 +1260,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_shipped_copy_removed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_unmarked_deleted_not_put_back,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_from_dir_walks, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_streamed, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_db_same_id, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fold_streamed_multibyte,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_password_file, fx_setup,
                                         fx_teardown),
