@@ -8,6 +8,13 @@
  * READY_DIR read back in blocks; ids are sorted in bounded partitions; a
  * folded batch and client_state.json are streamed. The combined file is
  * written through a 64 KiB stdio buffer to a temporary name and renamed.
+ *
+ * Its parts with a job of their own are modules of their own (linked into
+ * the same library): rowcheck.c (checking documents, SAX, no tree),
+ * results.c (decoding Patriot's results file, the ids of its success
+ * lines), jscan.c (reading the old client_state.json one entry at a
+ * time; rewriting it stays here, it walks the ledger) and
+ * combine_config.c (the configuration and the schedule).
  */
 #include "combine.h"
 
@@ -24,15 +31,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "combine_config.h"
 #include "log.h"
 #include "model.h"
+#include "jscan.h"
 #include "patriot_xml.h"
+#include "results.h"
+#include "rowcheck.h"
 #include "smb.h"
 #include "store.h"
 #include "store_combine.h"
 
-#define ID_MAX 96
-#define PHRASE "Completed processing client"
+#define ID_MAX ROWCHECK_ID_MAX
 #define INFLIGHT ".inflight"            /* the folder of the old layout */
 #define INFLIGHT_PREFIX ".inflight."    /* <dir>/.inflight.<name> */
 
@@ -115,886 +125,6 @@ fail:
     free(buf);
     errno = saved;
     return -1;
-}
-
-static int
-id_char(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-/* ---- a set of strings (open addressing, FNV-1a) ---------------------- */
-
-struct strset {
-    const char **ss_key;        /* borrowed */
-    size_t *ss_val;
-    size_t ss_cap, ss_n;
-};
-
-static uint64_t
-hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
-static void
-strset_free(struct strset *t)
-{
-    free(t->ss_key);
-    free(t->ss_val);
-    memset(t, 0, sizeof(*t));
-}
-
-static int
-strset_grow(struct strset *t)
-{
-    struct strset n = {0};
-    size_t i, j;
-
-    n.ss_cap = t->ss_cap ? t->ss_cap * 2 : 64;
-    if ((n.ss_key = calloc(n.ss_cap, sizeof(*n.ss_key))) == NULL ||
-        (n.ss_val = calloc(n.ss_cap, sizeof(*n.ss_val))) == NULL) {
-        strset_free(&n);
-        return -1;
-    }
-    for (i = 0; i < t->ss_cap; i++) {
-        if (t->ss_key[i] == NULL)
-            continue;
-        j = hash_str(t->ss_key[i]) & (n.ss_cap - 1);
-        while (n.ss_key[j] != NULL)
-            j = (j + 1) & (n.ss_cap - 1);
-        n.ss_key[j] = t->ss_key[i];
-        n.ss_val[j] = t->ss_val[i];
-    }
-    n.ss_n = t->ss_n;
-    strset_free(t);
-    *t = n;
-    return 0;
-}
-
-/* Set key -> val (replacing). 0 or -1. */
-static int
-strset_put(struct strset *t, const char *key, size_t val)
-{
-    size_t j;
-
-    if ((t->ss_n + 1) * 2 > t->ss_cap && strset_grow(t) < 0)
-        return -1;
-    j = hash_str(key) & (t->ss_cap - 1);
-    while (t->ss_key[j] != NULL && strcmp(t->ss_key[j], key) != 0)
-        j = (j + 1) & (t->ss_cap - 1);
-    if (t->ss_key[j] == NULL) {
-        t->ss_key[j] = key;
-        t->ss_n++;
-    }
-    t->ss_val[j] = val;
-    return 0;
-}
-
-/* 1 and *val if present, else 0. */
-static int
-strset_get(const struct strset *t, const char *key, size_t *val)
-{
-    size_t j;
-
-    if (t->ss_cap == 0)
-        return 0;
-    j = hash_str(key) & (t->ss_cap - 1);
-    while (t->ss_key[j] != NULL) {
-        if (strcmp(t->ss_key[j], key) == 0) {
-            if (val != NULL)
-                *val = t->ss_val[j];
-            return 1;
-        }
-        j = (j + 1) & (t->ss_cap - 1);
-    }
-    return 0;
-}
-
-/* ---- checking documents (SAX, no tree) ------------------------------ */
-
-struct sax_state {
-    int sx_bad;
-    int sx_depth;               /* 0 outside root */
-    int sx_in_id;               /* inside Row/__id */
-    int sx_row_has_id;
-    size_t sx_idlen;
-    char sx_id[ID_MAX];
-    char **sx_ids;              /* the id of each Row, in order */
-    size_t sx_n, sx_cap;
-    /* if set, each Row's id goes here instead of sx_ids (a folded batch:
-     * its ids are not held); non-zero return: bad */
-    int (*sx_on_id)(void *arg, const char *id);
-    void *sx_arg;
-};
-
-static int
-is_name(const xmlChar *a, const char *b)
-{
-    return strcmp((const char *)a, b) == 0;
-}
-
-static void
-sx_bad(void *ctx)
-{
-    ((struct sax_state *)ctx)->sx_bad = 1;
-}
-
-static void
-sx_bad2(void *ctx, const xmlChar *a, const xmlChar *b)
-{
-    (void)a;
-    (void)b;
-    sx_bad(ctx);
-}
-
-static void
-sx_bad_subset(void *ctx, const xmlChar *a, const xmlChar *b,
-              const xmlChar *c)
-{
-    (void)a;
-    (void)b;
-    (void)c;
-    sx_bad(ctx);
-}
-
-static void
-sx_bad1(void *ctx, const xmlChar *a)
-{
-    (void)a;
-    sx_bad(ctx);
-}
-
-static void
-sx_bad_len(void *ctx, const xmlChar *a, int n)
-{
-    (void)a;
-    (void)n;
-    sx_bad(ctx);
-}
-
-static void
-sx_start(void *ctx, const xmlChar *local, const xmlChar *prefix,
-         const xmlChar *uri, int nns, const xmlChar **ns, int nattr,
-         int ndef, const xmlChar **attr)
-{
-    struct sax_state *st = ctx;
-
-    (void)ns;
-    (void)ndef;
-    (void)attr;
-    if (prefix != NULL || uri != NULL || nns != 0 || nattr != 0) {
-        st->sx_bad = 1;
-        return;
-    }
-    st->sx_depth++;
-    if (st->sx_depth == 1) {
-        if (!is_name(local, "Clients"))
-            st->sx_bad = 1;
-    } else if (st->sx_depth == 2) {
-        if (!is_name(local, "Row"))
-            st->sx_bad = 1;
-        st->sx_row_has_id = 0;
-    } else {
-        if (is_name(local, "Row"))
-            st->sx_bad = 1;     /* Row only at depth 1: byte copy exact */
-        if (st->sx_depth == 3 && is_name(local, "__id")) {
-            if (st->sx_row_has_id)
-                st->sx_bad = 1;
-            st->sx_in_id = 1;
-            st->sx_idlen = 0;
-        }
-    }
-}
-
-static void
-sx_end(void *ctx, const xmlChar *local, const xmlChar *prefix,
-       const xmlChar *uri)
-{
-    struct sax_state *st = ctx;
-
-    (void)prefix;
-    (void)uri;
-    if (st->sx_depth == 3 && st->sx_in_id) {
-        st->sx_in_id = 0;
-        st->sx_row_has_id = 1;
-        if (st->sx_idlen == 0) {
-            st->sx_bad = 1;
-        } else if (!st->sx_bad) {
-            char **ids = st->sx_ids;
-
-            st->sx_id[st->sx_idlen] = '\0';
-            if (st->sx_on_id != NULL) {
-                if (st->sx_on_id(st->sx_arg, st->sx_id) != 0)
-                    st->sx_bad = 1;
-                else
-                    st->sx_n++;
-                goto out;
-            }
-            if (st->sx_n == st->sx_cap) {
-                size_t cap = st->sx_cap ? st->sx_cap * 2 : 16;
-
-                if ((ids = realloc(st->sx_ids, cap * sizeof(*ids))) ==
-                    NULL) {
-                    st->sx_bad = 1;
-                    goto out;
-                }
-                st->sx_ids = ids;
-                st->sx_cap = cap;
-            }
-            if ((ids[st->sx_n] = strdup(st->sx_id)) == NULL)
-                st->sx_bad = 1;
-            else
-                st->sx_n++;
-        }
-    } else if (st->sx_depth == 2 && is_name(local, "Row")) {
-        if (!st->sx_row_has_id)
-            st->sx_bad = 1;
-    }
-out:
-    st->sx_depth--;
-}
-
-static void
-sx_chars(void *ctx, const xmlChar *ch, int len)
-{
-    struct sax_state *st = ctx;
-    int i;
-
-    if (!st->sx_in_id)
-        return;
-    for (i = 0; i < len; i++) {
-        if (!id_char(ch[i]) || st->sx_idlen + 1 >= sizeof(st->sx_id)) {
-            st->sx_bad = 1;
-            return;
-        }
-        st->sx_id[st->sx_idlen++] = (char)ch[i];
-    }
-}
-
-static void
-sx_silent(void *ctx, const char *msg, ...)
-{
-    (void)msg;
-    sx_bad(ctx);
-}
-
-static void
-sax_free(struct sax_state *st)
-{
-    size_t i;
-
-    for (i = 0; st->sx_ids != NULL && i < st->sx_n; i++)
-        free(st->sx_ids[i]);
-    free(st->sx_ids);
-    st->sx_ids = NULL;
-    st->sx_n = st->sx_cap = 0;
-}
-
-/*
- * model_text_ok with a fast path: 8 bytes at a time while none is below
- * 0x20 or above 0x7F (the bulk of a client file); any other character
- * is checked alone (TAB, LF, CR and printable ASCII inline, others by
- * model_text_ok), so the verdict is exactly model_text_ok's.
- * (w - 0x20 in every byte) sets a byte's high bit when the byte is below
- * 0x20; a borrow can only set more (a false alarm takes the slow path).
- */
-static int
-text_ok(const char *s, size_t n)
-{
-    const uint64_t low = 0x2020202020202020ULL;
-    const uint64_t high = 0x8080808080808080ULL;
-    size_t i = 0, end, l;
-    uint64_t w;
-    unsigned c;
-
-    while (i < n) {
-        if (n - i >= 8) {
-            memcpy(&w, s + i, 8);
-            if (((w | (w - low)) & high) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        /* this word one character at a time (ASCII inline) */
-        for (end = n - i >= 8 ? i + 8 : n; i < end; i += l) {
-            c = (unsigned char)s[i];
-            if (c >= 0x20 && c < 0x80) {
-                l = 1;
-                continue;
-            }
-            if (c == 0x0A || c == 0x09 || c == 0x0D) {
-                l = 1;
-                continue;
-            }
-            l = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-            if (l > n - i)
-                l = n - i;
-            if (!model_text_ok(s + i, l))
-                return 0;
-        }
-    }
-    return 1;
-}
-
-/* A parser context reused from one document to the next (creating one
- * costs more than checking a 3 KB document). Dropped once its dictionary
- * of names holds more than this many: foreign files cannot grow it. */
-#define SAX_DICT_MAX 4096
-#define SAX_PIECE (1 << 20)     /* bytes given to the push parser at once */
-
-static xmlParserCtxtPtr
-sax_ctxt_new(struct sax_state *st)
-{
-    xmlSAXHandler h;
-    xmlParserCtxtPtr ctxt;
-
-    memset(&h, 0, sizeof(h));
-    h.initialized = XML_SAX2_MAGIC;
-    h.startElementNs = sx_start;
-    h.endElementNs = sx_end;
-    h.characters = sx_chars;
-    h.ignorableWhitespace = NULL;
-    h.comment = sx_bad1;
-    h.processingInstruction = sx_bad2;
-    h.cdataBlock = sx_bad_len;
-    h.internalSubset = sx_bad_subset;
-    h.externalSubset = sx_bad_subset;
-    h.reference = sx_bad1;
-    h.warning = NULL;
-    h.error = sx_silent;
-    h.fatalError = sx_silent;
-    ctxt = xmlCreatePushParserCtxt(&h, st, NULL, 0, NULL);
-    if (ctxt != NULL)
-        xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                    XML_PARSE_NOWARNING);
-    return ctxt;
-}
-
-static void
-sax_ctxt_free(xmlParserCtxtPtr ctxt)
-{
-    if (ctxt == NULL)
-        return;
-    if (ctxt->myDoc != NULL)    /* a DOCTYPE makes libxml2 start a doc */
-        xmlFreeDoc(ctxt->myDoc);
-    ctxt->myDoc = NULL;
-    xmlFreeParserCtxt(ctxt);
-}
-
-/* SAX-check buf; fills st->sx_ids. *reuse (may be NULL) is a context kept
- * between calls (NULL at first; free with sax_ctxt_free). 0 if
- * well-formed and as the writer makes it, -1 otherwise (st freed by the
- * caller with sax_free). */
-static int
-sax_check_ctxt(const char *buf, size_t len, struct sax_state *st,
-               xmlParserCtxtPtr *reuse)
-{
-    xmlParserCtxtPtr ctxt = reuse != NULL ? *reuse : NULL;
-    size_t first = len < 4 ? len : 4, off;
-    int wf;
-
-    memset(st, 0, sizeof(*st));
-    if (len > INT32_MAX || !text_ok(buf, len))
-        return -1;
-    if (ctxt != NULL) {
-        if (ctxt->myDoc != NULL) {
-            xmlFreeDoc(ctxt->myDoc);
-            ctxt->myDoc = NULL;
-        }
-        /* the first bytes go to the reset: with none, 2.9.14 refuses a
-         * document that starts with a BOM (a fresh context accepts it) */
-        if (ctxt->dict == NULL || xmlDictSize(ctxt->dict) > SAX_DICT_MAX ||
-            xmlCtxtResetPush(ctxt, buf, (int)first, NULL, NULL) != 0) {
-            sax_ctxt_free(ctxt);
-            ctxt = *reuse = NULL;
-        } else {
-            ctxt->userData = st;
-        }
-    }
-    if (ctxt == NULL) {
-        if ((ctxt = sax_ctxt_new(st)) == NULL)
-            return -1;
-        first = 0;
-    }
-    /* in pieces: libxml2 refuses one chunk over 10 MB ("Huge input
-     * lookup") without XML_PARSE_HUGE, which a batch of 4,000 Rows is */
-    for (off = first;;) {
-        size_t n = len - off < SAX_PIECE ? len - off : SAX_PIECE;
-        int last = off + n == len;
-
-        xmlParseChunk(ctxt, buf + off, (int)n, last);
-        off += n;
-        if (last || !ctxt->wellFormed)
-            break;
-    }
-    wf = ctxt->wellFormed;
-    if (ctxt->myDoc != NULL) {
-        xmlFreeDoc(ctxt->myDoc);
-        ctxt->myDoc = NULL;
-    }
-    if (reuse != NULL)
-        *reuse = ctxt;
-    else
-        sax_ctxt_free(ctxt);
-    if (!wf || st->sx_bad || st->sx_n == 0)
-        return -1;
-    return 0;
-}
-
-/* Find the byte ranges of the n Rows of a checked document. offs/lens
- * arrays of n. 0, or -1 if the markers do not match the Rows. */
-static int
-row_ranges(const char *buf, size_t len, size_t n, size_t *offs,
-           size_t *lens)
-{
-    const char *p = buf, *end = buf + len, *a, *b;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        a = memmem(p, (size_t)(end - p), "<Row>", 5);
-        if (a == NULL)
-            return -1;
-        b = memmem(a, (size_t)(end - a), "</Row>", 6);
-        if (b == NULL)
-            return -1;
-        offs[i] = (size_t)(a - buf);
-        lens[i] = (size_t)(b + 6 - a);
-        p = b + 6;
-    }
-    return memmem(p, (size_t)(end - p), "<Row", 4) == NULL ? 0 : -1;
-}
-
-/* combine_row_check with a reused parser context (see sax_check_ctxt). */
-static int
-row_check_ctxt(const char *buf, size_t len, size_t *off, size_t *rlen,
-               char *id, size_t idlen, xmlParserCtxtPtr *reuse)
-{
-    struct sax_state st;
-    int rc = -1;
-
-    if (sax_check_ctxt(buf, len, &st, reuse) < 0 || st.sx_n != 1)
-        goto done;
-    if (row_ranges(buf, len, 1, off, rlen) < 0)
-        goto done;
-    if (strlen(st.sx_ids[0]) >= idlen)
-        goto done;
-    strcpy(id, st.sx_ids[0]);
-    rc = 0;
-done:
-    sax_free(&st);
-    return rc;
-}
-
-int
-combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
-                  char *id, size_t idlen)
-{
-    return row_check_ctxt(buf, len, off, rlen, id, idlen, NULL);
-}
-
-/* ---- results file --------------------------------------------------- */
-
-static int
-put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12);
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18);
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-char *
-combine_results_decode(const char *buf, size_t len, size_t *outlen)
-{
-    const unsigned char *u = (const unsigned char *)buf;
-    char *out;
-    size_t i, o = 0;
-    int be = -1;
-
-    if (len >= 2 && u[0] == 0xFF && u[1] == 0xFE)
-        be = 0;
-    else if (len >= 2 && u[0] == 0xFE && u[1] == 0xFF)
-        be = 1;
-    else if (len >= 4 && len % 2 == 0 && u[0] != 0 && u[1] == 0 &&
-             u[3] == 0)
-        be = 2;     /* UTF-16LE without BOM */
-    if (be < 0) {
-        if (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) {
-            buf += 3;
-            len -= 3;
-        }
-        if ((out = malloc(len + 1)) == NULL)
-            return NULL;
-        memcpy(out, buf, len);
-        out[len] = '\0';
-        *outlen = len;
-        return out;
-    }
-    /* each UTF-16 unit gives at most 3 bytes; a pair 4 for 2 units */
-    if ((out = malloc(len / 2 * 3 + 1)) == NULL)
-        return NULL;
-    for (i = be == 2 ? 0 : 2; i + 1 < len; i += 2) {
-        unsigned cu = be == 1 ? (unsigned)(u[i] << 8 | u[i + 1])
-                              : (unsigned)(u[i + 1] << 8 | u[i]);
-
-        if (cu >= 0xD800 && cu <= 0xDBFF && i + 3 < len) {
-            unsigned lo = be == 1 ? (unsigned)(u[i + 2] << 8 | u[i + 3])
-                                  : (unsigned)(u[i + 3] << 8 | u[i + 2]);
-
-            if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                cu = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
-                i += 2;
-            } else {
-                cu = 0xFFFD;
-            }
-        } else if (cu >= 0xD800 && cu <= 0xDFFF) {
-            cu = 0xFFFD;
-        }
-        o += (size_t)put_utf8(out + o, cu);
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
-}
-
-/* Index every id-like token of every success line of text (modified in
- * place: tokens NUL-terminated; text[len] must be NUL). 0 or -1. */
-static int
-results_index(char *text, size_t len, struct strset *ok)
-{
-    char *line = text, *end = text + len, *nl, *p, *q;
-    size_t plen = strlen(PHRASE);
-
-    while (line < end) {
-        nl = memchr(line, '\n', (size_t)(end - line));
-        if (nl == NULL)
-            nl = end;
-        if (memmem(line, (size_t)(nl - line), PHRASE, plen) != NULL) {
-            for (p = line; p < nl;) {
-                if (!id_char((unsigned char)*p)) {
-                    p++;
-                    continue;
-                }
-                for (q = p; q < nl && id_char((unsigned char)*q); q++)
-                    ;
-                *q = '\0';     /* text[len] is NUL: q == end is fine */
-                if (strset_put(ok, p, 1) < 0)
-                    return -1;
-                p = q + 1;
-            }
-        }
-        line = nl + 1;
-    }
-    return 0;
-}
-
-int
-combine_results_ok(const char *text, size_t len, const char *id)
-{
-    struct strset ok = {0};
-    char *copy;
-    int rc;
-
-    if ((copy = malloc(len + 1)) == NULL)
-        return -1;
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    if (results_index(copy, len, &ok) < 0)
-        rc = -1;
-    else
-        rc = strset_get(&ok, id, NULL);
-    strset_free(&ok);
-    free(copy);
-    return rc;
-}
-
-/* ---- schedule ------------------------------------------------------- */
-
-time_t
-combine_next_run(time_t now, int minute)
-{
-    struct tm tm;
-    time_t t;
-    int i;
-
-    localtime_r(&now, &tm);
-    tm.tm_min = minute;
-    tm.tm_sec = 0;
-    tm.tm_isdst = -1;
-    t = mktime(&tm);
-    for (i = 0; t <= now && i < 3; i++) {
-        localtime_r(&now, &tm);
-        tm.tm_hour += i + 1;
-        tm.tm_min = minute;
-        tm.tm_sec = 0;
-        tm.tm_isdst = -1;
-        t = mktime(&tm);
-    }
-    return t;
-}
-
-/* ---- configuration -------------------------------------------------- */
-
-struct cfg_str {
-    const char *name;
-    size_t off;
-    const char *def;
-};
-
-#define CS(n, f, d) {n, offsetof(struct combine_cfg, f), d}
-static const struct cfg_str cfg_strs[] = {
-    CS("COMBINED_FILENAME", cc_combined_name, "clients.xml"),
-    CS("COMBINE_LOG_FILE", cc_log_file, "./xml_combine.log"),
-    CS("CLIENT_STATE_FILE", cc_state_file, "./client_state.json"),
-    CS("DATA_FILE", cc_data_file, "./data.db"),
-    CS("ERROR_LOG_FILE", cc_error_log, "./import_errors.log"),
-    CS("READY_DIR", cc_ready_dir, "./ready_for_import"),
-    CS("SMB_DOMAIN", cc_smb_domain, "WORKGROUP"),
-    CS("SMB_PASSWORD_FILE", cc_smb_password_file, ""),
-    CS("SMB_REMOTE_PATH", cc_smb_remote_path, "clients.xml"),
-    CS("SMB_RESULTS_FILENAME", cc_smb_results, "clients_Import_Results.txt"),
-    CS("SMB_SERVER_IP", cc_smb_server, ""),
-    CS("SMB_SERVER_NAME", cc_smb_server_name, ""),
-    CS("SMB_SHARE_NAME", cc_smb_share, ""),
-    CS("SMB_USERNAME", cc_smb_user, ""),
-    CS("XML_DIR", cc_xml_dir, "./out/clients"),
-};
-
-static const char *cfg_nums[] = {
-    "MAX_CLIENTS_PER_RUN", "RUN_AT_MINUTE", "SMB_ENABLED", "SMB_PORT",
-    "SMB_TIMEOUT_MS",
-};
-
-static int
-parse_long(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
-/* Apply one NAME=value. 0, 1 if the name is unknown, -1 bad value. */
-static int
-cfg_set(struct combine_cfg *c, const char *name, const char *v, char *err,
-        size_t errlen)
-{
-    size_t i;
-    long n;
-
-    for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++) {
-        if (strcmp(name, cfg_strs[i].name) == 0) {
-            char **slot = (char **)((char *)c + cfg_strs[i].off);
-            char *d = strdup(v);
-
-            if (d == NULL) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            free(*slot);
-            *slot = d;
-            return 0;
-        }
-    }
-    if (strcmp(name, "SMB_PASSWORD") == 0) {
-        snprintf(err, errlen, "SMB_PASSWORD is not accepted: put the "
-                              "password in a file readable by its owner "
-                              "alone and name it in SMB_PASSWORD_FILE");
-        return -1;
-    }
-    if (strcmp(name, "SMB_ENABLED") == 0) {
-        c->cc_smb_enabled = strcasecmp(v, "true") == 0 ||
-                            strcmp(v, "1") == 0 ||
-                            strcasecmp(v, "yes") == 0;
-        return 0;
-    }
-    if (strcmp(name, "MAX_CLIENTS_PER_RUN") == 0) {
-        if (parse_long(v, 0, 10000000, &n) < 0)
-            goto bad;
-        c->cc_max_clients = n;
-        return 0;
-    }
-    if (strcmp(name, "RUN_AT_MINUTE") == 0) {
-        if (parse_long(v, 0, 59, &n) < 0)
-            goto bad;
-        c->cc_run_at_minute = (int)n;
-        return 0;
-    }
-    if (strcmp(name, "SMB_PORT") == 0) {
-        if (parse_long(v, 0, 65535, &n) < 0)
-            goto bad;
-        c->cc_smb_port = (unsigned)n;
-        return 0;
-    }
-    if (strcmp(name, "SMB_TIMEOUT_MS") == 0) {
-        if (parse_long(v, 100, 600000, &n) < 0)
-            goto bad;
-        c->cc_smb_timeout_ms = (int)n;
-        return 0;
-    }
-    return 1;
-bad:
-    snprintf(err, errlen, "%s: bad value '%s'", name, v);
-    return -1;
-}
-
-static int
-cfg_file(struct combine_cfg *c, const char *file, char *err, size_t errlen)
-{
-    FILE *f;
-    char line[4096];
-    int lineno = 0, rc = -1;
-
-    if ((f = fopen(file, "re")) == NULL) {
-        snprintf(err, errlen, "%s: %s", file, strerror(errno));
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *p = line, *eq, *v, *e;
-        size_t vl;
-
-        lineno++;
-        line[strcspn(line, "\r\n")] = '\0';
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0' || *p == '#' || *p == ';')
-            continue;
-        if (strncmp(p, "export ", 7) == 0)
-            p += 7;
-        if ((eq = strchr(p, '=')) == NULL) {
-            snprintf(err, errlen, "%s:%d: expected NAME=value", file,
-                     lineno);
-            goto done;
-        }
-        for (e = eq; e > p && (e[-1] == ' ' || e[-1] == '\t'); e--)
-            ;
-        *e = '\0';
-        v = eq + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        vl = strlen(v);
-        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-            v[--vl] = '\0';
-        if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
-            v[vl - 1] = '\0';
-            v++;
-        }
-        switch (cfg_set(c, p, v, err, errlen)) {
-        case 0:
-            break;
-        case 1:
-            log_warnx("%s:%d: unknown setting %s ignored", file, lineno, p);
-            break;
-        default:
-            goto done;
-        }
-    }
-    rc = 0;
-done:
-    fclose(f);
-    return rc;
-}
-
-int
-combine_config_load(struct combine_cfg *c, const char *file, char *err,
-                    size_t errlen)
-{
-    size_t i;
-    const char *v;
-
-    memset(c, 0, sizeof(*c));
-    c->cc_max_clients = 300;
-    c->cc_run_at_minute = 59;
-    c->cc_smb_timeout_ms = 20000;
-    for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++) {
-        v = getenv(cfg_strs[i].name);
-        if (cfg_set(c, cfg_strs[i].name, v ? v : cfg_strs[i].def, err,
-                    errlen) < 0)
-            return -1;
-    }
-    for (i = 0; i < sizeof(cfg_nums) / sizeof(cfg_nums[0]); i++) {
-        if ((v = getenv(cfg_nums[i])) != NULL &&
-            cfg_set(c, cfg_nums[i], v, err, errlen) < 0)
-            return -1;
-    }
-    if (getenv("SMB_PASSWORD") != NULL) {
-        snprintf(err, errlen, "SMB_PASSWORD in the environment is not "
-                              "accepted: use SMB_PASSWORD_FILE");
-        return -1;
-    }
-    if (file != NULL && cfg_file(c, file, err, errlen) < 0)
-        return -1;
-    if (strchr(c->cc_combined_name, '/') != NULL ||
-        !smb_name_ok(c->cc_combined_name)) {
-        snprintf(err, errlen, "COMBINED_FILENAME must be a plain file name");
-        return -1;
-    }
-    if (c->cc_smb_enabled) {
-        if (*c->cc_smb_server == '\0' || *c->cc_smb_share == '\0' ||
-            *c->cc_smb_user == '\0') {
-            snprintf(err, errlen, "SMB_ENABLED=true needs SMB_SERVER_IP, "
-                                  "SMB_SHARE_NAME and SMB_USERNAME");
-            return -1;
-        }
-        if (!smb_name_ok(c->cc_smb_remote_path) ||
-            !smb_name_ok(c->cc_smb_results) ||
-            strlen(c->cc_smb_remote_path) < 5 ||
-            strcmp(c->cc_smb_remote_path + strlen(c->cc_smb_remote_path) -
-                       4,
-                   ".xml") != 0) {
-            snprintf(err, errlen, "SMB_REMOTE_PATH (a .xml name) or "
-                                  "SMB_RESULTS_FILENAME is not a safe "
-                                  "share path");
-            return -1;
-        }
-        if (*c->cc_smb_password_file == '\0') {
-            snprintf(err, errlen, "SMB_ENABLED=true needs SMB_PASSWORD_FILE");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void
-combine_config_free(struct combine_cfg *c)
-{
-    size_t i;
-
-    if (c == NULL)
-        return;
-    for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++) {
-        char **slot = (char **)((char *)c + cfg_strs[i].off);
-
-        free(*slot);
-        *slot = NULL;
-    }
 }
 
 /* ---- the combiner --------------------------------------------------- */
@@ -1146,7 +276,7 @@ combine_free(struct combine *cb)
     if (cb->cb_log != NULL)
         fclose(cb->cb_log);
     free(cb->cb_inflight_old);
-    sax_ctxt_free(cb->cb_sax);
+    rowcheck_ctxt_free(cb->cb_sax);
     memset(cb->cb_password, 0, sizeof(cb->cb_password));
     free(cb);
 }
@@ -1269,7 +399,7 @@ static void
 lrec_id(struct lrec *r, const char *id)
 {
     snprintf(r->lr_id, sizeof(r->lr_id), "%s", id);
-    r->lr_hash = hash_str(r->lr_id);
+    r->lr_hash = results_hash(r->lr_id);
 }
 
 /* ---- paths ---------------------------------------------------------- */
@@ -1402,7 +532,7 @@ walk(const char *root, const char *rel, unsigned want, unsigned part,
         else
             continue;
         if (!(want & (1u << k)) ||
-            (nparts > 1 && hash_str(name) % nparts != part))
+            (nparts > 1 && results_hash(name) % nparts != part))
             continue;
         if ((rel[0] ? asprintf(&r, "%s/%s", rel,
                                k == WK_INFLIGHT ? name + pl : name)
@@ -1781,7 +911,7 @@ fold_on_id(void *arg, const char *id)
 static ssize_t
 fold_check(struct combine *cb, int fd)
 {
-    struct sax_state st;
+    struct rowcheck_state st;
     struct fold_ids fi;
     xmlParserCtxtPtr ctxt = NULL;
     char *buf = NULL;
@@ -1795,18 +925,18 @@ fold_check(struct combine *cb, int fd)
     fi.fi_r.lr_flags = LR_FOLDED;
     st.sx_on_id = fold_on_id;
     st.sx_arg = &fi;
-    if ((buf = malloc(SAX_PIECE + 4)) == NULL ||
-        (ctxt = sax_ctxt_new(&st)) == NULL)
+    if ((buf = malloc(ROWCHECK_PIECE + 4)) == NULL ||
+        (ctxt = rowcheck_ctxt_new(&st)) == NULL)
         goto done;
     for (;;) {
-        n = read(fd, buf + have, SAX_PIECE);
+        n = read(fd, buf + have, ROWCHECK_PIECE);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             goto done;
         have += (size_t)n;
         keep = n == 0 ? 0 : utf8_tail(buf, have);
-        if (!text_ok(buf, have - keep))
+        if (!rowcheck_text_ok(buf, have - keep))
             goto done;
         xmlParseChunk(ctxt, buf, (int)(have - keep), n == 0);
         if (!ctxt->wellFormed || st.sx_bad)
@@ -1820,8 +950,8 @@ fold_check(struct combine *cb, int fd)
     if (wf && !st.sx_bad && st.sx_n > 0)
         rc = (ssize_t)st.sx_n;
 done:
-    sax_ctxt_free(ctxt);
-    sax_free(&st);
+    rowcheck_ctxt_free(ctxt);
+    rowcheck_state_free(&st);
     free(buf);
     return rc;
 }
@@ -2500,7 +1630,7 @@ slot_work_db(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
 {
     char *from = NULL, *to = NULL;
 
-    if (row_check_ctxt(sl->sl_buf, sl->sl_flen, &sl->sl_off, &sl->sl_len,
+    if (rowcheck_row_ctxt(sl->sl_buf, sl->sl_flen, &sl->sl_off, &sl->sl_len,
                        sl->sl_id, sizeof(sl->sl_id), sax) < 0) {
         sl->sl_rc = SL_MALFORMED;
         return;
@@ -2548,7 +1678,7 @@ slot_work(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
     switch (slot_read(sl, path)) {
     case 0:
         sl->sl_rc = sl->sl_flen > UINT32_MAX ||
-                            row_check_ctxt(sl->sl_buf, sl->sl_flen,
+                            rowcheck_row_ctxt(sl->sl_buf, sl->sl_flen,
                                            &sl->sl_off, &sl->sl_len,
                                            sl->sl_id, sizeof(sl->sl_id),
                                            sax) < 0
@@ -2713,7 +1843,7 @@ pool_free(struct fd_pool *p, int threaded)
         free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_buf);
         free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_rel);
     }
-    sax_ctxt_free(p->p_sax);
+    rowcheck_ctxt_free(p->p_sax);
     free(p);
 }
 
@@ -3074,155 +2204,7 @@ done:
 
 /* ---- client_state.json ---------------------------------------------- */
 
-/*
- * Reading an existing client_state.json one entry at a time (never the
- * whole tree): '{', then "key": value pairs, then '}'. A value is taken
- * raw (balanced brackets, strings with escapes), at most STATE_ENTRY_MAX
- * bytes.
- */
-#define STATE_ENTRY_MAX (1u << 20)
-
-struct jscan {
-    FILE *j_f;
-    char *j_key, *j_val;
-    size_t j_klen, j_vlen, j_kcap, j_vcap;
-};
-
-static int
-js_ws(struct jscan *j)
-{
-    int c;
-
-    while ((c = getc(j->j_f)) == ' ' || c == '\t' || c == '\n' || c == '\r')
-        ;
-    return c;
-}
-
-static int
-js_put(char **buf, size_t *len, size_t *cap, int c)
-{
-    if (*len + 2 > *cap) {
-        size_t n = *cap ? *cap * 2 : 256;
-        char *p;
-
-        if (n > STATE_ENTRY_MAX || (p = realloc(*buf, n)) == NULL)
-            return -1;
-        *buf = p;
-        *cap = n;
-    }
-    (*buf)[(*len)++] = (char)c;
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-/* The rest of a string whose '"' was read, into buf (quotes included). */
-static int
-js_string(struct jscan *j, char **buf, size_t *len, size_t *cap)
-{
-    int c;
-
-    if (js_put(buf, len, cap, '"') < 0)
-        return -1;
-    while ((c = getc(j->j_f)) != EOF) {
-        if (js_put(buf, len, cap, c) < 0)
-            return -1;
-        if (c == '\\') {
-            if ((c = getc(j->j_f)) == EOF || js_put(buf, len, cap, c) < 0)
-                return -1;
-        } else if (c == '"') {
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Open: 0 ready, 1 empty object or no file, -1 not a JSON object. */
-static int
-js_open(struct jscan *j, const char *path)
-{
-    int c;
-
-    memset(j, 0, sizeof(*j));
-    if ((j->j_f = fopen(path, "re")) == NULL)
-        return errno == ENOENT ? 1 : -1;
-    if (js_ws(j) != '{')
-        return -1;
-    if ((c = js_ws(j)) == '}')
-        return js_ws(j) == EOF ? 1 : -1;
-    return ungetc(c, j->j_f) == EOF ? -1 : 0;
-}
-
-/* The next entry: 1 (j_key with quotes, j_val raw), 0 at the end, -1
- * malformed. */
-static int
-js_next(struct jscan *j)
-{
-    int c, depth = 0;
-
-    j->j_klen = j->j_vlen = 0;
-    if ((c = js_ws(j)) == '}')
-        return js_ws(j) == EOF ? 0 : -1;
-    if (c == ',')
-        c = js_ws(j);
-    if (c != '"' || js_string(j, &j->j_key, &j->j_klen, &j->j_kcap) < 0 ||
-        js_ws(j) != ':')
-        return -1;
-    c = js_ws(j);
-    for (;; c = getc(j->j_f)) {
-        if (c == EOF)
-            return -1;
-        if (depth == 0 && (c == ',' || c == '}' || c == ' ' || c == '\n' ||
-                           c == '\r' || c == '\t')) {
-            if (ungetc(c, j->j_f) == EOF)
-                return -1;
-            break;
-        }
-        if (c == '"') {
-            if (js_string(j, &j->j_val, &j->j_vlen, &j->j_vcap) < 0)
-                return -1;
-            if (depth == 0)
-                break;
-            continue;
-        }
-        if (js_put(&j->j_val, &j->j_vlen, &j->j_vcap, c) < 0)
-            return -1;
-        if (c == '{' || c == '[')
-            depth++;
-        else if ((c == '}' || c == ']') && --depth <= 0) {
-            if (depth < 0)
-                return -1;
-            break;
-        }
-    }
-    return j->j_vlen > 0 ? 1 : -1;
-}
-
-static void
-js_close(struct jscan *j)
-{
-    if (j->j_f != NULL)
-        fclose(j->j_f);
-    free(j->j_key);
-    free(j->j_val);
-    memset(j, 0, sizeof(*j));
-}
-
-/* A key that is a plain id ("[A-Za-z0-9_-]+"): copied without quotes to
- * id (1), else 0. */
-static int
-js_plain_id(const struct jscan *j, char *id, size_t idlen)
-{
-    size_t i, n = j->j_klen;
-
-    if (n < 3 || n - 2 >= idlen)
-        return 0;
-    for (i = 1; i + 1 < n; i++)
-        if (!id_char((unsigned char)j->j_key[i]))
-            return 0;
-    memcpy(id, j->j_key + 1, n - 2);
-    id[n - 2] = '\0';
-    return 1;
-}
+/* (the old file is read one entry at a time by jscan.c) */
 
 #define LR_SEEN LR_COPY     /* a results record: its id was in the file */
 #define LR_GOOD LR_MARKED   /* a results record: imported */
@@ -3253,20 +2235,20 @@ state_copy_old(struct ledger *lg, int results, const char *path, FILE *f,
     for (part = 0; part < nparts; part++) {
         if (idp_load(lg, &p, part, nparts) < 0)
             goto done;
-        js_close(&j);
-        if ((k = js_open(&j, path)) != 0) {
+        jscan_close(&j);
+        if ((k = jscan_open(&j, path)) != 0) {
             rc = k < 0 ? 1 : 0;
             goto done;
         }
-        while ((k = js_next(&j)) == 1) {
+        while ((k = jscan_next(&j)) == 1) {
             struct lrec r;
             json_error_t e;
             json_t *v;
             char *val;
             ssize_t at = -1;
 
-            if (js_plain_id(&j, id, sizeof(id))) {
-                uint64_t h = hash_str(id);
+            if (jscan_plain_id(&j, id, sizeof(id))) {
+                uint64_t h = results_hash(id);
 
                 if (h % nparts != part)
                     continue;
@@ -3312,7 +2294,7 @@ state_copy_old(struct ledger *lg, int results, const char *path, FILE *f,
     }
     rc = 0;
 done:
-    js_close(&j);
+    jscan_close(&j);
     idp_free(&p);
     return rc;
 }
@@ -3451,7 +2433,7 @@ requeue(struct combine *cb, const struct store_shipped *sh)
 /* What apply_results carries while it streams the previous batch. */
 struct results_run {
     struct combine *rr_cb;
-    struct strset rr_ok;        /* tokens of the success lines */
+    struct results_set rr_ok;   /* tokens of the success lines */
     struct ledger *rr_lg;       /* one record per id seen */
     struct store_mark *rr_m;    /* DB mode */
 };
@@ -3463,7 +2445,7 @@ result_one(struct results_run *rr, const char *id)
     struct combine *cb = rr->rr_cb;
     struct store_shipped sh;
     struct lrec r;
-    int good = strset_get(&rr->rr_ok, id, NULL);
+    int good = results_set_get(&rr->rr_ok, id, NULL);
 
     if (good) {
         cb->cb_stats->cs_imported++;
@@ -3471,7 +2453,7 @@ result_one(struct results_run *rr, const char *id)
         cb->cb_stats->cs_failed++;
         error_line(cb, "Client %s was not imported by Patriot (no '%s' "
                        "line in %s)",
-                   id, PHRASE, cb->cb_cfg->cc_smb_results);
+                   id, RESULTS_PHRASE, cb->cb_cfg->cc_smb_results);
     }
     memset(&r, 0, sizeof(r));
     lrec_id(&r, id);
@@ -3526,7 +2508,7 @@ results_scan(struct results_run *rr, int fd)
                 break;
             }
             a = b = p + 6;
-            while (b < end && id_char((unsigned char)*b))
+            while (b < end && rowcheck_id_char((unsigned char)*b))
                 b++;
             if (!eof && (size_t)(end - b) < 7 && (size_t)(b - a) < ID_MAX) {
                 pos = (size_t)(p - win);    /* incomplete: read more */
@@ -3609,7 +2591,7 @@ done:
     if (fd >= 0)
         close(fd);
     lg_close(rr.rr_lg);
-    strset_free(&rr.rr_ok);
+    results_set_free(&rr.rr_ok);
     free(rbuf);
     free(rtext);
     return rc;

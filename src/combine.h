@@ -41,42 +41,9 @@
 #include <stdio.h>
 #include <time.h>
 
-/* The configuration (environment or --config FILE, NAME=value lines). */
-struct combine_cfg {
-    char *cc_data_file;         /* DATA_FILE: ./data.db */
-    char *cc_xml_dir;           /* XML_DIR: ./out/clients */
-    char *cc_ready_dir;         /* READY_DIR: ./ready_for_import */
-    char *cc_combined_name;     /* COMBINED_FILENAME: clients.xml */
-    char *cc_log_file;          /* COMBINE_LOG_FILE: ./xml_combine.log */
-    char *cc_error_log;         /* ERROR_LOG_FILE: ./import_errors.log */
-    char *cc_state_file;        /* CLIENT_STATE_FILE: ./client_state.json */
-    long cc_max_clients;        /* MAX_CLIENTS_PER_RUN: 300; 0 = no limit */
-    int cc_run_at_minute;       /* RUN_AT_MINUTE: 59 */
-    int cc_smb_enabled;         /* SMB_ENABLED: false */
-    char *cc_smb_server;        /* SMB_SERVER_IP */
-    char *cc_smb_server_name;   /* SMB_SERVER_NAME (informational) */
-    char *cc_smb_share;         /* SMB_SHARE_NAME */
-    char *cc_smb_user;          /* SMB_USERNAME */
-    char *cc_smb_domain;        /* SMB_DOMAIN: WORKGROUP */
-    char *cc_smb_remote_path;   /* SMB_REMOTE_PATH: clients.xml */
-    char *cc_smb_results;       /* SMB_RESULTS_FILENAME */
-    char *cc_smb_password_file; /* SMB_PASSWORD_FILE */
-    unsigned cc_smb_port;       /* SMB_PORT: 0 = 445 */
-    int cc_smb_timeout_ms;      /* SMB_TIMEOUT_MS: 20000 */
-    size_t cc_walk_files;       /* --from-dir: files taken per walk of
-                                 * XML_DIR (0: 65536); not a setting, the
-                                 * tests set a small one */
-};
-
-/*
- * Fill c with defaults, then the environment, then the NAME=value lines of
- * file (may be NULL; file wins). Validates everything (numbers in range,
- * remote names safe). Returns 0, or -1 with a message in err. Free with
- * combine_config_free (also after a failure).
- */
-int combine_config_load(struct combine_cfg *c, const char *file, char *err,
-                        size_t errlen);
-void combine_config_free(struct combine_cfg *c);
+#include "combine_config.h"   /* struct combine_cfg, combine_next_run */
+#include "results.h"          /* combine_results_decode, _ok */
+#include "rowcheck.h"         /* combine_row_check */
 
 #define COMBINE_DRY_RUN  0x1    /* build clients.xml, change nothing else */
 #define COMBINE_FROM_DIR 0x2    /* no database: files under XML_DIR */
@@ -120,30 +87,3 @@ enum combine_rc combine_run(struct combine *cb, struct combine_stats *stats);
 /* Print counts per import state, the last batch and the last error
  * (DB mode). 0, or -1 with a message on out. */
 int combine_status(const struct combine_cfg *cfg, FILE *out);
-
-/* The next time after now whose local minute is minute and second 0. */
-time_t combine_next_run(time_t now, int minute);
-
-/*
- * Check one per-client document (or, rows_max > 1, a combined one) the way
- * the writer makes it: UTF-8 XML 1.0 characters only, no comment, PI,
- * CDATA, DOCTYPE, entity reference, namespace or attribute, root Clients
- * holding Row elements each with one __id of [A-Za-z0-9_-]{1,95}. For a
- * per-client document (exactly one Row): sets *off and *rlen to the bytes of
- * "<Row>...</Row>" and copies the id into id. Returns 0 or -1 (malformed).
- */
-int combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
-                      char *id, size_t idlen);
-
-/*
- * Decode a results file (UTF-8 with or without BOM, UTF-16LE/BE with BOM)
- * into malloc'ed UTF-8 (NUL-terminated, caller frees). NULL on no memory.
- */
-char *combine_results_decode(const char *buf, size_t len, size_t *outlen);
-
-/*
- * 1 if the decoded results text holds a line with the exact token id
- * (9998BASE11 does not match 19998BASE11) and "Completed processing
- * client"; 0 if not; -1 on no memory.
- */
-int combine_results_ok(const char *text, size_t len, const char *id);
