@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -3102,6 +3103,58 @@ lap(struct timespec *t)
     return d;
 }
 
+/*
+ * READY_DIR/.combine.lock, held (flock) for the whole run: two runs at
+ * once (the daemon and a --once by hand) would take each other's in-flight
+ * files back. Returns the descriptor, or -1 (errno EWOULDBLOCK: another run
+ * holds it).
+ */
+static int
+run_lock(const char *ready_dir)
+{
+    char *p = NULL;
+    int fd, e;
+
+    if (asprintf(&p, "%s/.combine.lock", ready_dir) < 0)
+        return -1;
+    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(p);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* With the run lock held, a temporary clients.xml in READY_DIR
+ * (".<name>.tmp.<pid>") is what a killed run left: remove it (it may be
+ * hundreds of MB). */
+static void
+remove_stale_tmps(struct combine *cb, const char *mine)
+{
+    const struct combine_cfg *c = cb->cb_cfg;
+    char prefix[300], *p;
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(prefix, sizeof(prefix), ".%s.tmp.", c->cc_combined_name);
+    if ((d = opendir(c->cc_ready_dir)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+            asprintf(&p, "%s/%s", c->cc_ready_dir, de->d_name) < 0)
+            continue;
+        if (strcmp(p, mine) != 0 && unlink(p) == 0)
+            LOGI("removed %s, left by a run that was killed", p);
+        free(p);
+    }
+    closedir(d);
+}
+
 enum combine_rc
 combine_run(struct combine *cb, struct combine_stats *stats)
 {
@@ -3117,7 +3170,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     double t_write, t_ship, t_mark;
     struct tm tm;
     time_t now;
-    int k;
+    int k, lockfd = -1;
 
     memset(&b, 0, sizeof(b));
     if (stats == NULL)
@@ -3149,6 +3202,21 @@ combine_run(struct combine *cb, struct combine_stats *stats)
              strerror(errno));
         goto fail;
     }
+    if ((lockfd = run_lock(c->cc_ready_dir)) < 0) {
+        /* Not a failure of this batch: touch nothing of the other run's. */
+        snprintf(stats->cs_error, sizeof(stats->cs_error),
+                 "another patriot-combine run is in progress (%s/"
+                 ".combine.lock: %s); this run is skipped", c->cc_ready_dir,
+                 strerror(errno));
+        LOGW("%s", stats->cs_error);
+        free(final);
+        free(tmp);
+        free(rpath);
+        free(respath);
+        cb->cb_stats = NULL;
+        return COMBINE_FAILED;
+    }
+    remove_stale_tmps(cb, tmp);
 
     (void)lap(&t);
     /* 1. in-flight files of a killed run (both layouts) */
@@ -3286,6 +3354,8 @@ out:
     free(rpath);
     free(respath);
     cb->cb_stats = NULL;
+    if (lockfd >= 0)
+        close(lockfd);          /* releases the run lock */
     return rc;
 }
 

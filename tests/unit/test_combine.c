@@ -14,12 +14,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <libxml/parser.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1214,6 +1216,46 @@ test_fold_streamed_multibyte(void **state)
     free(big);
 }
 
+/* One run at a time: a run that finds READY_DIR/.combine.lock held touches
+ * nothing; the next run removes what a killed run left in READY_DIR. */
+static void
+test_run_lock(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    char p[256], lock[256], stale[256], err[256];
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
+    write_text(p, DOC(ROW("1BASE11", "one")));
+    snprintf(lock, sizeof(lock), "%s/ready/.combine.lock", f->dir);
+    run_cmd("mkdir -p %s/ready", f->dir);
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    snprintf(stale, sizeof(stale), "%s/ready/.clients.xml.tmp.999999999",
+             f->dir);
+    write_text(stale, "<Clients><Row><__id>half");
+
+    cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_FAILED);
+    assert_non_null(strstr(st.cs_error, "another patriot-combine run"));
+    assert_int_equal(access(p, F_OK), 0);           /* untouched */
+    assert_int_equal(access(stale, F_OK), 0);       /* not ours to judge */
+    snprintf(err, sizeof(err), "%s/ready/clients.xml", f->dir);
+    assert_int_equal(access(err, F_OK), -1);
+
+    close(fd);                                      /* the other run ends */
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    assert_int_equal(st.cs_rows, 1);
+    assert_int_equal(access(p, F_OK), -1);          /* shipped */
+    assert_int_equal(access(stale, F_OK), -1);      /* left by a killed run */
+    assert_int_equal(access(err, F_OK), 0);
+    combine_free(cb);
+}
+
 static void
 test_password_file(void **state)
 {
@@ -1269,6 +1311,7 @@ main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_fold_streamed_multibyte,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_run_lock, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_password_file, fx_setup,
                                         fx_teardown),
     };
