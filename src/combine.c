@@ -3209,12 +3209,8 @@ combine_run(struct combine *cb, struct combine_stats *stats)
                  ".combine.lock: %s); this run is skipped", c->cc_ready_dir,
                  strerror(errno));
         LOGW("%s", stats->cs_error);
-        free(final);
-        free(tmp);
-        free(rpath);
-        free(respath);
-        cb->cb_stats = NULL;
-        return COMBINE_FAILED;
+        rc = COMBINE_FAILED;
+        goto release;
     }
     remove_stale_tmps(cb, tmp);
 
@@ -3349,6 +3345,7 @@ out:
     cb->cb_smb = NULL;
     lg_close(cb->cb_lg);
     cb->cb_lg = NULL;
+release:
     free(final);
     free(tmp);
     free(rpath);

@@ -676,7 +676,7 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     char batch[64] = "", when[80];
     const unsigned char *b;
     sqlite3_stmt *st;
-    char *xml = NULL;
+    char *xml = NULL;           /* the render callback's */
     size_t xlen = 0;
     int64_t rowid = 0, version = 0, now = store_now_ms();
     int rc, isnew = 0;
@@ -786,7 +786,6 @@ store_apply(struct store *s, const char *key, int64_t cid, enum store_op op,
     }
     rc = STORE_OK;
 done:
-    free(xml);
     sbuf_free(&ti);
     sbuf_free(&tz);
     sbuf_free(&tu);

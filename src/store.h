@@ -129,8 +129,9 @@ enum store_op {
 };
 
 /* Render a changed client at its new version from its stored JSON texts
- * (borrowed; canonical, see model.h) to *xml (malloc'ed; store_apply frees
- * it after storing) of *len bytes. 0 or -1. */
+ * (borrowed; canonical, see model.h) to *xml of *len bytes, which the
+ * callback keeps owning: store_apply only reads it while storing (the
+ * writer hands the same buffer on to the outbox). 0 or -1. */
 typedef int (*store_render_fn)(void *arg, int64_t cid, int64_t version,
                                const char *info, size_t info_len,
                                const char *zones, size_t zones_len,

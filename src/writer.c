@@ -25,8 +25,8 @@ struct writer {
     uint64_t w_changes, w_commits;
 };
 
-/* Render into the transaction, and keep a copy for the outbox thread so
- * that it need not read it back. */
+/* Render into the transaction; the job keeps the buffer, so that the
+ * outbox thread gets it after the commit and need not read it back. */
 static int
 render(void *arg, int64_t cid, int64_t version, const char *info,
        size_t info_len, const char *zones, size_t zones_len,
@@ -36,14 +36,13 @@ render(void *arg, int64_t cid, int64_t version, const char *info,
     struct pxml_text t = {info, info_len, zones, zones_len, users,
                           users_len};
 
+    free(j->wj_xml);
+    j->wj_xml = NULL;
     if (pxml_render_text(j->wj_key, cid, &t, xml, len) < 0)
         return -1;
-    free(j->wj_xml);
-    if ((j->wj_xml = malloc(*len)) != NULL) {
-        memcpy(j->wj_xml, *xml, *len);
-        j->wj_xml_len = *len;
-        j->wj_version = version;
-    }
+    j->wj_xml = *xml;
+    j->wj_xml_len = *len;
+    j->wj_version = version;
     return 0;
 }
 

@@ -524,34 +524,11 @@ test_wrong_password_and_server_down(void **state)
 /* ---- SMB faults (issue 7): the promise after every failed run -------- */
 
 /* Files under path, recursively (0 if path does not exist). */
+/* Files under path (recursively); with inflight set, only in-flight ones:
+ * "<key>/.inflight.<id>.xml", or anything in the old layout's ".inflight"
+ * folder. */
 static int
-count_files(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    char p[1024];
-    struct stat sb;
-    int n = 0;
-
-    if (d == NULL)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            n += count_files(p);
-        else
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-/* In-flight files anywhere under path: "<key>/.inflight.<id>.xml", or
- * anything in the old layout's ".inflight" folder. */
-static int
-count_inflight(const char *path)
+count_walk(const char *path, int inflight)
 {
     DIR *d = opendir(path);
     struct dirent *de;
@@ -568,14 +545,15 @@ count_inflight(const char *path)
         if (lstat(p, &sb) < 0)
             continue;
         if (S_ISDIR(sb.st_mode))
-            n += strcmp(de->d_name, ".inflight") == 0 ? count_files(p)
-                                                      : count_inflight(p);
-        else if (strncmp(de->d_name, ".inflight", 9) == 0)
+            n += count_walk(p, inflight &&
+                                   strcmp(de->d_name, ".inflight") != 0);
+        else if (!inflight || strncmp(de->d_name, ".inflight", 9) == 0)
             n++;
     }
     closedir(d);
     return n;
 }
+
 
 static off_t
 file_size(const char *path)
@@ -666,7 +644,7 @@ check_promise(struct fx *f, struct store *s, int64_t lo, int64_t hi)
         free(xml);
     }
     snprintf(p, sizeof(p), "%s/out", f->dir);
-    assert_int_equal(count_inflight(p), 0);
+    assert_int_equal(count_walk(p, 1), 0);
     free(row_at);
     free(row_len);
     free(remote);
