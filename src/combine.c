@@ -182,7 +182,6 @@ struct combine {
     int64_t cb_now_ms;
     char cb_err[512];
     struct combine_stats *cb_stats;
-    xmlParserCtxtPtr cb_sax;    /* reused by every per-client check */
 };
 
 static void clog_(struct combine *cb, int lvl, const char *fmt, ...)
@@ -277,7 +276,6 @@ combine_free(struct combine *cb)
     if (cb->cb_log != NULL)
         fclose(cb->cb_log);
     free(cb->cb_inflight_old);
-    rowcheck_ctxt_free(cb->cb_sax);
     memset(cb->cb_password, 0, sizeof(cb->cb_password));
     free(cb);
 }
@@ -1553,7 +1551,6 @@ struct fd_pool {
     atomic_size_t p_next;       /* next slot to take */
     pthread_barrier_t p_start, p_end;
     int p_quit;                 /* helper: leave at the next start */
-    xmlParserCtxtPtr p_sax;     /* the helper's */
     pthread_t p_helper;
 };
 
@@ -1627,12 +1624,12 @@ fail:
  * database's XML (what reconcile did before the pick: a run that does not
  * mark the client puts a file back). Any thread. */
 static void
-slot_work_db(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
+slot_work_db(struct combine *cb, struct slot *sl)
 {
     char *from = NULL, *to = NULL;
 
-    if (rowcheck_row_ctxt(sl->sl_buf, sl->sl_flen, &sl->sl_off, &sl->sl_len,
-                       sl->sl_id, sizeof(sl->sl_id), sax) < 0) {
+    if (rowcheck_doc(sl->sl_buf, sl->sl_flen, &sl->sl_off, &sl->sl_len,
+                     sl->sl_id, sizeof(sl->sl_id)) < 0) {
         sl->sl_rc = SL_MALFORMED;
         return;
     }
@@ -1657,14 +1654,14 @@ slot_work_db(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
 
 /* One slot: move, read, check (any thread; touches only its slot). */
 static void
-slot_work(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
+slot_work(struct combine *cb, struct slot *sl)
 {
     char *path;
 
     sl->sl_errno = 0;
     sl->sl_moved = 0;
     if (cb->cb_store != NULL) {
-        slot_work_db(cb, sl, sax);
+        slot_work_db(cb, sl);
         return;
     }
     if (!(cb->cb_flags & COMBINE_DRY_RUN) &&
@@ -1679,10 +1676,9 @@ slot_work(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
     switch (slot_read(sl, path)) {
     case 0:
         sl->sl_rc = sl->sl_flen > UINT32_MAX ||
-                            rowcheck_row_ctxt(sl->sl_buf, sl->sl_flen,
-                                           &sl->sl_off, &sl->sl_len,
-                                           sl->sl_id, sizeof(sl->sl_id),
-                                           sax) < 0
+                            rowcheck_doc(sl->sl_buf, sl->sl_flen,
+                                         &sl->sl_off, &sl->sl_len, sl->sl_id,
+                                         sizeof(sl->sl_id)) < 0
                         ? SL_MALFORMED
                         : SL_OK;
         break;
@@ -1699,12 +1695,12 @@ slot_work(struct combine *cb, struct slot *sl, xmlParserCtxtPtr *sax)
 }
 
 static void
-pool_work(struct fd_pool *p, xmlParserCtxtPtr *sax)
+pool_work(struct fd_pool *p)
 {
     size_t j;
 
     while ((j = atomic_fetch_add(&p->p_next, 1)) < p->p_n)
-        slot_work(p->p_cb, &p->p_slot[j], sax);
+        slot_work(p->p_cb, &p->p_slot[j]);
 }
 
 static void *
@@ -1716,7 +1712,7 @@ pool_helper(void *arg)
         pthread_barrier_wait(&p->p_start);
         if (p->p_quit)
             break;
-        pool_work(p, &p->p_sax);
+        pool_work(p);
         pthread_barrier_wait(&p->p_end);
     }
     return NULL;
@@ -1727,7 +1723,6 @@ static void
 pool_start(struct fd_pool *p, int *threaded)
 {
     *threaded = 0;
-    xmlInitParser();    /* before a second thread uses libxml2 */
     if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
         pthread_barrier_init(&p->p_start, NULL, 2) == 0) {
         if (pthread_barrier_init(&p->p_end, NULL, 2) != 0)
@@ -1759,11 +1754,11 @@ pool_begin(struct fd_pool *p, int helper)
 /* The main thread works what is left of the busy chunk, then waits for
  * the helper. */
 static void
-pool_finish(struct combine *cb, struct fd_pool *p)
+pool_finish(struct fd_pool *p)
 {
     if (!p->p_busy)
         return;
-    pool_work(p, &cb->cb_sax);
+    pool_work(p);
     if (p->p_busy_helper)
         pthread_barrier_wait(&p->p_end);
     p->p_busy = 0;
@@ -1789,7 +1784,7 @@ slot_done(struct slot *sl)
  * fail the run; after that the rest is only handed over failed. 0 or -1.
  */
 static int
-pool_cycle(struct combine *cb, struct fd_pool *p, int helper,
+pool_cycle(struct fd_pool *p, int helper,
            int (*take)(void *arg, struct slot *sl, int failed), void *arg)
 {
     int prev = -1;
@@ -1797,7 +1792,7 @@ pool_cycle(struct combine *cb, struct fd_pool *p, int helper,
 
     if (p->p_busy) {
         prev = p->p_fill ^ 1;
-        pool_finish(cb, p);
+        pool_finish(p);
     }
     if (p->p_cnt[p->p_fill] > 0)
         pool_begin(p, helper && p->p_cnt[p->p_fill] > FD_CHUNK / 4);
@@ -1814,13 +1809,13 @@ pool_cycle(struct combine *cb, struct fd_pool *p, int helper,
 
 /* Finish and take everything in the pool. 0 or -1. */
 static int
-pool_drain(struct combine *cb, struct fd_pool *p, int helper,
+pool_drain(struct fd_pool *p, int helper,
            int (*take)(void *arg, struct slot *sl, int failed), void *arg)
 {
     int rc = 0;
 
     while (p->p_busy || p->p_cnt[p->p_fill] > 0)
-        if (pool_cycle(cb, p, helper, take, arg) < 0)
+        if (pool_cycle(p, helper, take, arg) < 0)
             rc = -1;
     return rc;
 }
@@ -1844,7 +1839,6 @@ pool_free(struct fd_pool *p, int threaded)
         free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_buf);
         free(p->p_slots[i / FD_CHUNK][i % FD_CHUNK].sl_rel);
     }
-    rowcheck_ctxt_free(p->p_sax);
     free(p);
 }
 
@@ -1945,7 +1939,7 @@ fdb_pick(struct combine *cb, struct fdb *b, struct fd_sel *s,
         if (max != 0 && cb->cb_n + busy >= max) {
             if (!p->p_busy)
                 break;
-            rc = pool_cycle(cb, p, helper, fd_take_one, &t);
+            rc = pool_cycle(p, helper, fd_take_one, &t);
             continue;
         }
         k = s->s_n - i;
@@ -1965,9 +1959,9 @@ fdb_pick(struct combine *cb, struct fdb *b, struct fd_sel *s,
         }
         p->p_cnt[p->p_fill] = k;
         i += k;
-        rc = pool_cycle(cb, p, helper, fd_take_one, &t);
+        rc = pool_cycle(p, helper, fd_take_one, &t);
     }
-    if (pool_drain(cb, p, helper, fd_take_one, &t) < 0 || rc < 0)
+    if (pool_drain(p, helper, fd_take_one, &t) < 0 || rc < 0)
         return -1;
     return max != 0 && cb->cb_n >= max ? 1 : 0;
 }
@@ -2157,7 +2151,7 @@ db_one(void *arg, const char *key, int64_t cid, int64_t version,
     d->d_bytes += len;
     if (p->p_cnt[p->p_fill] == FD_CHUNK || d->d_bytes > FD_CHUNK_BYTES) {
         d->d_bytes = 0;
-        if (pool_cycle(cb, p, d->d_threaded, db_take_one, d) < 0) {
+        if (pool_cycle(p, d->d_threaded, db_take_one, d) < 0) {
             d->d_failed = 1;
             return 1;
         }
@@ -2193,7 +2187,7 @@ db_build(struct combine *cb, struct fdb *b)
      * dead, so that the settling finds every file it moved) */
     if (rc != 0)
         d.d_p->p_cnt[d.d_p->p_fill] = 0;
-    if (pool_drain(cb, d.d_p, d.d_threaded, db_take_one, &d) < 0)
+    if (pool_drain(d.d_p, d.d_threaded, db_take_one, &d) < 0)
         d.d_failed = 1;
     store_combine_snapshot_end(cb->cb_store);
     if (d.d_failed)

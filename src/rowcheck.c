@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "model.h"
 
@@ -379,4 +380,441 @@ combine_row_check(const char *buf, size_t len, size_t *off, size_t *rlen,
                   char *id, size_t idlen)
 {
     return rowcheck_row_ctxt(buf, len, off, rlen, id, idlen, NULL);
+}
+
+/* ---- the per-client document, checked by hand ----------------------- */
+
+/*
+ * rowcheck_doc reads the subset of XML 1.0 that the SAX check above
+ * accepts in one pass over the bytes, without libxml2: the same verdict,
+ * id and Row range, except where it is deliberately stricter (returns
+ * RC_STRICT; fuzz_rowcheck holds it to that, against the SAX check).
+ * The text has been checked by rowcheck_text_ok first, so every byte
+ * sequence is a legal UTF-8 XML character.
+ */
+#define RC_STRICT (-2)
+#define NAME_MAX_LEN 50000      /* libxml2's XML_MAX_NAME_LENGTH */
+
+struct dscan {
+    const unsigned char *d_p, *d_end;
+    size_t *d_open;             /* the open elements: offset, length */
+    size_t d_depth, d_cap;
+    size_t d_small[2 * 16];     /* d_open up to 16 deep */
+};
+
+static int
+d_is_s(int c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+static void
+d_skip_s(struct dscan *d)
+{
+    while (d->d_p < d->d_end && d_is_s(*d->d_p))
+        d->d_p++;
+}
+
+/* The code point at p (legal UTF-8: rowcheck_text_ok), its length in *l. */
+static uint32_t
+d_utf8(const unsigned char *p, size_t *l)
+{
+    if (p[0] < 0x80) {
+        *l = 1;
+        return p[0];
+    }
+    if (p[0] < 0xE0) {
+        *l = 2;
+        return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    }
+    if (p[0] < 0xF0) {
+        *l = 3;
+        return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 |
+               (p[2] & 0x3F);
+    }
+    *l = 4;
+    return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+           (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+}
+
+/* XML 1.0 fifth edition NameStartChar, as libxml2 reads it, ':' aside. */
+static int
+d_name_start(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    return (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) ||
+           (c >= 0xF8 && c <= 0x2FF) || (c >= 0x370 && c <= 0x37D) ||
+           (c >= 0x37F && c <= 0x1FFF) || (c >= 0x200C && c <= 0x200D) ||
+           (c >= 0x2070 && c <= 0x218F) || (c >= 0x2C00 && c <= 0x2FEF) ||
+           (c >= 0x3001 && c <= 0xD7FF) || (c >= 0xF900 && c <= 0xFDCF) ||
+           (c >= 0xFDF0 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0xEFFFF);
+}
+
+static int
+d_name_char(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    return d_name_start(c) || c == 0xB7 || (c >= 0x300 && c <= 0x36F) ||
+           (c >= 0x203F && c <= 0x2040);
+}
+
+/* A Name at d_p: its length in bytes (d_p moved past it), 0 if none (not
+ * moved), RC_STRICT on a ':' (a namespace prefix: never written, and
+ * libxml2 takes some forms of it), -1 when longer than libxml2 allows. */
+static long
+d_name(struct dscan *d)
+{
+    const unsigned char *s = d->d_p, *p = s;
+    size_t l;
+    uint32_t c;
+
+    if (p == d->d_end)
+        return 0;
+    c = d_utf8(p, &l);
+    if (c == ':')
+        return RC_STRICT;
+    if (!d_name_start(c))
+        return 0;
+    for (p += l; p < d->d_end; p += l) {
+        if (*p < 0x80) {        /* the usual case: ASCII */
+            l = 1;
+            if (d_name_char(*p))
+                continue;
+            if (*p == ':')
+                return RC_STRICT;
+            break;
+        }
+        if (!d_name_char(d_utf8(p, &l)))
+            break;
+    }
+    if ((size_t)(p - s) > NAME_MAX_LEN)
+        return -1;
+    d->d_p = p;
+    return (long)(p - s);
+}
+
+/* Literal lit at d_p: moved past it, 1; else 0. */
+static int
+d_lit(struct dscan *d, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(d->d_end - d->d_p) < n || memcmp(d->d_p, lit, n) != 0)
+        return 0;
+    d->d_p += n;
+    return 1;
+}
+
+/* S? '=' S? quote, the quote in *q. 0 or -1. */
+static int
+d_eq_quote(struct dscan *d, unsigned char *q)
+{
+    d_skip_s(d);
+    if (!d_lit(d, "="))
+        return -1;
+    d_skip_s(d);
+    if (d->d_p == d->d_end || (*d->d_p != '"' && *d->d_p != '\''))
+        return -1;
+    *q = *d->d_p++;
+    return 0;
+}
+
+/*
+ * The XML declaration after "<?xml" and a blank, as libxml2 2.9 reads it:
+ * version "1." digits (1.0, or 1.x read as 1.0); then, after a blank,
+ * encoding and standalone. An encoding other than UTF-8 is RC_STRICT: the
+ * Row's bytes are copied into a UTF-8 file. 0, -1 or RC_STRICT.
+ */
+static int
+d_decl(struct dscan *d)
+{
+    unsigned char q;
+    const unsigned char *v;
+    int strict = 0;
+
+    d_skip_s(d);
+    if (!d_lit(d, "version") || d_eq_quote(d, &q) < 0)
+        return -1;
+    if (!d_lit(d, "1."))
+        return -1;
+    while (d->d_p < d->d_end && *d->d_p >= '0' && *d->d_p <= '9')
+        d->d_p++;
+    if (d->d_p == d->d_end || *d->d_p++ != q)
+        return -1;
+    if (d->d_p < d->d_end && d_is_s(*d->d_p)) {
+        d_skip_s(d);
+        if (d_lit(d, "encoding")) {
+            if (d_eq_quote(d, &q) < 0)
+                return -1;
+            v = d->d_p;
+            if (v == d->d_end ||
+                !((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z')))
+                return -1;
+            while (d->d_p < d->d_end &&
+                   ((*d->d_p >= 'a' && *d->d_p <= 'z') ||
+                    (*d->d_p >= 'A' && *d->d_p <= 'Z') ||
+                    (*d->d_p >= '0' && *d->d_p <= '9') || *d->d_p == '.' ||
+                    *d->d_p == '_' || *d->d_p == '-'))
+                d->d_p++;
+            if (d->d_p == d->d_end || *d->d_p != q)
+                return -1;
+            if (!((d->d_p - v == 5 && strncasecmp((const char *)v, "UTF-8",
+                                                  5) == 0) ||
+                  (d->d_p - v == 4 &&
+                   strncasecmp((const char *)v, "UTF8", 4) == 0)))
+                strict = 1;
+            d->d_p++;
+            d_skip_s(d);    /* libxml2 needs no blank after UTF-8's */
+        }
+        if (d_lit(d, "standalone")) {
+            if (d_eq_quote(d, &q) < 0)
+                return -1;
+            if (!d_lit(d, "yes") && !d_lit(d, "no"))
+                return -1;
+            if (d->d_p == d->d_end || *d->d_p++ != q)
+                return -1;
+            d_skip_s(d);
+        }
+    }
+    if (!d_lit(d, "?>"))
+        return -1;
+    return strict ? RC_STRICT : 0;
+}
+
+/* A reference after '&': the character it stands for in *c. 0 or -1. */
+static int
+d_ref(struct dscan *d, uint32_t *c)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } pre[] = {{"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"apos;", '\''},
+               {"quot;", '"'}};
+    uint32_t v = 0;
+    size_t i;
+
+    if (d_lit(d, "#x")) {
+        while (d->d_p < d->d_end && *d->d_p != ';') {
+            int h = *d->d_p;
+
+            if (h >= '0' && h <= '9')
+                h -= '0';
+            else if (h >= 'a' && h <= 'f')
+                h -= 'a' - 10;
+            else if (h >= 'A' && h <= 'F')
+                h -= 'A' - 10;
+            else
+                return -1;
+            v = v > 0x110000 ? 0x110000 : v * 16 + (uint32_t)h;
+            d->d_p++;
+        }
+    } else if (d_lit(d, "#")) {
+        while (d->d_p < d->d_end && *d->d_p != ';') {
+            if (*d->d_p < '0' || *d->d_p > '9')
+                return -1;
+            v = v > 0x110000 ? 0x110000 : v * 10 + (uint32_t)(*d->d_p - '0');
+            d->d_p++;
+        }
+    } else {
+        for (i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+            if (d_lit(d, pre[i].name)) {
+                *c = (uint32_t)pre[i].c;
+                return 0;
+            }
+        return -1;      /* no entity is declared */
+    }
+    if (d->d_p == d->d_end)
+        return -1;
+    d->d_p++;           /* ';' */
+    if (!(v == 0x9 || v == 0xA || v == 0xD || (v >= 0x20 && v <= 0xD7FF) ||
+          (v >= 0xE000 && v <= 0xFFFD) || (v >= 0x10000 && v <= 0x10FFFF)))
+        return -1;
+    *c = v;
+    return 0;
+}
+
+/* Push an open element (offset, length of its name). 0 or -1. */
+static int
+d_push(struct dscan *d, const unsigned char *base, const unsigned char *name,
+       size_t len)
+{
+    if (d->d_depth == d->d_cap) {
+        size_t cap = d->d_cap * 2;
+        size_t *o = malloc(cap * 2 * sizeof(*o));
+
+        if (o == NULL)
+            return -1;
+        memcpy(o, d->d_open, d->d_cap * 2 * sizeof(*o));
+        if (d->d_open != d->d_small)
+            free(d->d_open);
+        d->d_open = o;
+        d->d_cap = cap;
+    }
+    d->d_open[2 * d->d_depth] = (size_t)(name - base);
+    d->d_open[2 * d->d_depth + 1] = len;
+    d->d_depth++;
+    return 0;
+}
+
+/* The scan proper (see rowcheck_doc); d->d_open freed by the caller. */
+static int
+d_scan(struct dscan *d, const unsigned char *base, size_t *off, size_t *rlen,
+       char *id, size_t idlen)
+{
+    const unsigned char *name, *p;
+    size_t nrows = 0, ilen = 0, nl;
+    int in_id = 0, has_id = 0, root_done = 0, rc;
+    long n;
+    uint32_t c;
+
+    (void)d_lit(d, "\xEF\xBB\xBF");     /* a byte-order mark */
+    if ((size_t)(d->d_end - d->d_p) >= 6 && memcmp(d->d_p, "<?xml", 5) == 0 &&
+        d_is_s(d->d_p[5])) {
+        d->d_p += 6;
+        if ((rc = d_decl(d)) != 0)
+            return rc;
+    }
+    for (;;) {
+        /* character data up to the next markup */
+        p = d->d_p;
+        if (d->d_depth == 0) {          /* outside the root: blanks */
+            d_skip_s(d);
+            if (d->d_p == d->d_end)
+                break;
+            if (*d->d_p != '<' || root_done)
+                return -1;
+        } else if (in_id) {
+            while (p < d->d_end && *p != '<') {
+                if (*p == '&') {
+                    d->d_p = p + 1;
+                    if (d_ref(d, &c) < 0)
+                        return -1;
+                    p = d->d_p;
+                } else {
+                    c = *p++;
+                }
+                if (c >= 0x80 || !rowcheck_id_char((int)c) || ilen + 1 >= idlen ||
+                    ilen + 1 >= ROWCHECK_ID_MAX)
+                    return -1;
+                id[ilen++] = (char)c;
+            }
+            d->d_p = p;
+        } else {
+            for (;;) {
+                while (p < d->d_end && *p != '<' && *p != '&' && *p != ']')
+                    p++;
+                if (p == d->d_end || *p == '<')
+                    break;
+                if (*p == ']') {
+                    if (d->d_end - p >= 3 && p[1] == ']' && p[2] == '>')
+                        return -1;
+                    p++;
+                    continue;
+                }
+                d->d_p = p + 1;
+                if (d_ref(d, &c) < 0)
+                    return -1;
+                p = d->d_p;
+            }
+            d->d_p = p;
+        }
+        if (d->d_p == d->d_end)
+            return -1;  /* inside the root */
+        /* markup: '<' at d_p */
+        p = d->d_p++;
+        if (d->d_p < d->d_end && *d->d_p == '/') {      /* end tag */
+            d->d_p++;
+            name = d->d_p;
+            if (d->d_depth == 0)
+                return -1;
+            if ((n = d_name(d)) <= 0)
+                return n == RC_STRICT ? RC_STRICT : -1;
+            nl = d->d_open[2 * (d->d_depth - 1) + 1];
+            if ((size_t)n != nl ||
+                memcmp(name, base + d->d_open[2 * (d->d_depth - 1)], nl) != 0)
+                return -1;
+            if (d->d_depth == 2 && d->d_p < d->d_end && *d->d_p != '>')
+                return -1;      /* "</Row>" exactly: copied by bytes */
+            d_skip_s(d);
+            if (!d_lit(d, ">"))
+                return -1;
+            if (d->d_depth == 3 && in_id) {
+                if (ilen == 0)
+                    return -1;
+                in_id = 0;
+                has_id = 1;
+            } else if (d->d_depth == 2) {
+                if (!has_id)
+                    return -1;
+                *rlen = (size_t)(d->d_p - base) - *off;
+            }
+            if (--d->d_depth == 0)
+                root_done = 1;
+            continue;
+        }
+        if (d->d_p < d->d_end && (*d->d_p == '!' || *d->d_p == '?'))
+            return -1;  /* comment, CDATA, DOCTYPE, PI: never written */
+        name = d->d_p;
+        if ((n = d_name(d)) <= 0)
+            return n == RC_STRICT ? RC_STRICT : -1;
+        if (in_id)
+            return RC_STRICT;   /* an element inside __id */
+        if (d->d_depth == 0) {
+            if (root_done || n != 7 || memcmp(name, "Clients", 7) != 0)
+                return -1;
+        } else if (d->d_depth == 1) {
+            if (n != 3 || memcmp(name, "Row", 3) != 0 || ++nrows > 1)
+                return -1;
+            if (d->d_p == d->d_end || *d->d_p != '>')
+                return -1;      /* "<Row>" exactly */
+            *off = (size_t)(p - base);
+            has_id = 0;
+        } else if (n == 3 && memcmp(name, "Row", 3) == 0) {
+            return -1;
+        } else if (d->d_depth == 2 && n == 4 && memcmp(name, "__id", 4) == 0) {
+            if (has_id)
+                return -1;
+            in_id = 1;
+            ilen = 0;
+        }
+        d_skip_s(d);
+        if (d_lit(d, "/>")) {   /* empty: its end at once */
+            if (in_id || d->d_depth == 1)
+                return -1;      /* an empty __id, a Row without one */
+            if (d->d_depth == 0)
+                return -1;      /* <Clients/>: no Row */
+            continue;
+        }
+        if (!d_lit(d, ">"))
+            return -1;          /* an attribute, or not well-formed */
+        if (d_push(d, base, name, (size_t)n) < 0)
+            return -1;
+    }
+    if (!root_done || nrows != 1)
+        return -1;
+    id[ilen] = '\0';
+    return 0;
+}
+
+int
+rowcheck_doc(const char *buf, size_t len, size_t *off, size_t *rlen, char *id,
+             size_t idlen)
+{
+    struct dscan d;
+    int rc;
+
+    if (len > INT32_MAX || idlen == 0 || !rowcheck_text_ok(buf, len))
+        return -1;
+    d.d_p = (const unsigned char *)buf;
+    d.d_end = d.d_p + len;
+    d.d_open = d.d_small;
+    d.d_depth = 0;
+    d.d_cap = sizeof(d.d_small) / sizeof(d.d_small[0]) / 2;
+    rc = d_scan(&d, d.d_p, off, rlen, id, idlen);
+    if (d.d_open != d.d_small)
+        free(d.d_open);
+    return rc;
 }

@@ -166,12 +166,109 @@ test_schedule(void **state)
 #define ROW(id, name) "  <Row>\n    <__id>" id "</__id>\n    <Name>" name \
                       "</Name>\n  </Row>\n"
 
+/* Both checks, which must agree: the SAX one's verdict. */
 static int
 check(const char *doc, char *id)
 {
-    size_t off, len;
+    size_t off, len, off2, len2;
+    char id2[96];
+    int sax = combine_row_check(doc, strlen(doc), &off, &len, id, 96);
+    int fast = rowcheck_doc(doc, strlen(doc), &off2, &len2, id2, 96);
 
-    return combine_row_check(doc, strlen(doc), &off, &len, id, 96);
+    assert_int_equal(fast, sax);
+    if (sax == 0) {
+        assert_int_equal(off2, off);
+        assert_int_equal(len2, len);
+        assert_string_equal(id2, id);
+    }
+    return sax;
+}
+
+/* rowcheck_doc alone: its verdict, and the SAX check's (sax). */
+static int
+fast(const char *doc, int sax)
+{
+    size_t off, len;
+    char id[96];
+
+    assert_int_equal(combine_row_check(doc, strlen(doc), &off, &len, id, 96),
+                     sax);
+    return rowcheck_doc(doc, strlen(doc), &off, &len, id, 96);
+}
+
+/* The hand check: libxml2's quirks kept, and what it refuses on purpose
+ * (-2) where libxml2 takes it. */
+static void
+test_row_doc(void **state)
+{
+    char id[96], deep[4096], *p = deep;
+    int i;
+
+    (void)state;
+    /* the declaration as libxml2 reads it */
+    assert_int_equal(check("\xEF\xBB\xBF<?xml version='1.0' encoding='UTF8'"
+                           " standalone='yes' ?>\r\n<Clients><Row><__id>A"
+                           "</__id></Row></Clients>\r\n", id), 0);
+    assert_int_equal(check("<?xml version=\"1.7\" encoding=\"utf-8\"standalone"
+                           "=\"no\"?><Clients><Row><__id>A</__id></Row>"
+                           "</Clients>", id), 0);
+    assert_int_equal(check("<?xml version=\"2.0\"?><Clients><Row><__id>A"
+                           "</__id></Row></Clients>", id), -1);
+    assert_int_equal(check("<?xml version='1.0'encoding='utf-8'?><Clients>"
+                           "<Row><__id>A</__id></Row></Clients>", id), -1);
+    assert_int_equal(check(" <?xml version='1.0'?><Clients><Row><__id>A"
+                           "</__id></Row></Clients>", id), -1);
+    assert_int_equal(check("<?xml encoding='utf-8'?><Clients><Row><__id>A"
+                           "</__id></Row></Clients>", id), -1);
+    /* references: an id may be spelt with them, text may hold them */
+    assert_int_equal(check(DOC(ROW("&#57;&#x39;B", "&amp;&lt;&gt;&quot;"
+                                                   "&apos;&#1114111;")), id),
+                     0);
+    assert_string_equal(id, "99B");
+    assert_int_equal(check(DOC(ROW("1B", "&#X41;")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "&#1114112;")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "&#xD800;")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "&#0;")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "&nbsp;")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "a ]]> b")), id), -1);
+    assert_int_equal(check(DOC(ROW("1B", "a ]] > ]>")), id), 0);
+    assert_int_equal(check(DOC(ROW("1&amp;B", "x")), id), -1);
+    /* tags */
+    assert_int_equal(check("<Clients ><Row><__id >A</__id ><t /><\xC3\xA6-.1"
+                           "\xC2\xB7></\xC3\xA6-.1\xC2\xB7 ></Row></Clients >"
+                           "\n\t", id), 0);
+    assert_int_equal(check("<Clients><Row ><__id>A</__id></Row></Clients>",
+                           id), -1);
+    assert_int_equal(check("<Clients><Row><__id>A</__id></Row ></Clients>",
+                           id), -1);
+    assert_int_equal(check("<Clients><Row><__id>A</__id><\xC2\xB7/></Row>"
+                           "</Clients>", id), -1);
+    assert_int_equal(check("<Clients><Row><__id>A</__id><a></b></Row>"
+                           "</Clients>", id), -1);
+    assert_int_equal(check("<Clients><Row><__id>A</__id></Row></Clients>x",
+                           id), -1);
+    assert_int_equal(check("<Clients><Row><__id>A</__id></Row></Clients>"
+                           "<Clients/>", id), -1);
+    assert_int_equal(check("<Clients/>", id), -1);
+    assert_int_equal(check("<Clients><Row><__id/></Row></Clients>", id), -1);
+    /* deep: libxml2's push parser has no depth limit; nor has this */
+    p += sprintf(p, "<Clients><Row><__id>A</__id>");
+    for (i = 0; i < 300; i++)
+        p += sprintf(p, "<a>");
+    for (i = 0; i < 300; i++)
+        p += sprintf(p, "</a>");
+    sprintf(p, "</Row></Clients>");
+    assert_int_equal(check(deep, id), 0);
+    /* refused on purpose */
+    assert_int_equal(fast("<?xml version='1.0' encoding='ISO-8859-1'?>"
+                          "<Clients><Row><__id>A</__id></Row></Clients>", 0),
+                     -2);
+    assert_int_equal(fast("<Clients><Row><__id>A</__id><:a/></Row>"
+                          "</Clients>", 0), -2);
+    assert_int_equal(fast("<Clients><Row><__id>A</__id><a::b/></Row>"
+                          "</Clients>", 0), -2);
+    assert_int_equal(fast("<Clients><Row><__id>A<b/>C</__id></Row>"
+                          "</Clients>", 0), -2);
 }
 
 static void
@@ -1285,6 +1382,7 @@ main(void)
         cmocka_unit_test(test_results_utf16),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_row_check),
+        cmocka_unit_test(test_row_doc),
         cmocka_unit_test_setup_teardown(test_from_dir, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_db_mode, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_recover_db, fx_setup,
