@@ -182,6 +182,9 @@ struct combine {
     int64_t cb_now_ms;
     char cb_err[512];
     struct combine_stats *cb_stats;
+    int cb_removed;         /* DB mode: in-flight files removed during the
+                               mark (every one, when cb_removed_all) */
+    int cb_removed_all;
 };
 
 static void clog_(struct combine *cb, int lvl, const char *fmt, ...)
@@ -716,6 +719,35 @@ rec_rel(const struct lrec *r)
     return rel;
 }
 
+static void reconcile_one(struct combine *cb, const char *key, int64_t cid,
+                          const char *xml, size_t len);
+
+/* DB mode: a client not marked whose in-flight file was removed during
+ * the mark (combine_run) gets its outbox file back from the database if
+ * it still waits at the version picked (a newer version: the API writes
+ * its file; reconcile repairs a missing one). */
+static void
+db_put_back_removed(struct combine *cb, const struct lrec *r)
+{
+    struct store_meta m;
+    char *xml = NULL;
+    size_t xlen;
+    int64_t xver;
+
+    if (store_combine_snapshot_begin(cb->cb_store) < 0)
+        return;
+    if (store_client_meta(cb->cb_store, r->lr_key, r->lr_cid, &m) ==
+            STORE_OK &&
+        (strcmp(m.sm_state, "pending") == 0 ||
+         strcmp(m.sm_state, "failed") == 0) &&
+        store_get_xml(cb->cb_store, r->lr_key, r->lr_cid, &xml, &xlen,
+                      &xver) == STORE_OK &&
+        xver == r->lr_version)
+        reconcile_one(cb, r->lr_key, r->lr_cid, xml, xlen);
+    store_combine_snapshot_end(cb->cb_store);
+    free(xml);
+}
+
 /* DB mode: the in-flight file of a client not marked goes back only if
  * its client still waits with exactly these bytes. Else it is dropped:
  * the client was deleted, or changed (the API writes the newer file;
@@ -733,6 +765,8 @@ db_put_back(struct combine *cb, const struct lrec *r)
     case 0:
         break;
     case 1:
+        if (cb->cb_removed)     /* removed during the mark: from the DB */
+            db_put_back_removed(cb, r);
         goto done;
     default:
         LOGW("cannot read %s: %s", in, strerror(errno));
@@ -807,7 +841,12 @@ struct fdb {
     FILE *b_f;
     char *b_vbuf;
     off_t b_pos;            /* bytes written */
+    off_t b_started;        /* bytes whose write-back has been started */
 };
+
+/* Write-back is started every this many bytes, so that the disk writes
+ * while the run goes on and the fsync at the end waits for little. */
+#define FDB_WRITEBACK (8 << 20)
 
 /* One Row line ("  <Row>...</Row>\n"); *at = where the line starts. */
 static int
@@ -818,6 +857,15 @@ fdb_row(struct fdb *b, const char *row, size_t len, int64_t *at)
         fwrite(row, 1, len, b->b_f) != len || fputc('\n', b->b_f) == EOF)
         return -1;
     b->b_pos += (off_t)len + 3;
+    if (b->b_pos - b->b_started >= FDB_WRITEBACK) {
+        if (fflush(b->b_f) == EOF)
+            return -1;
+        /* a hint: an error here shows again at the fsync */
+        (void)sync_file_range(fileno(b->b_f), b->b_started,
+                              b->b_pos - b->b_started,
+                              SYNC_FILE_RANGE_WRITE);
+        b->b_started = b->b_pos;
+    }
     return 0;
 }
 
@@ -829,6 +877,8 @@ fdb_truncate(struct fdb *b, off_t at)
         fseeko(b->b_f, at, SEEK_SET) < 0)
         return -1;
     b->b_pos = at;
+    if (b->b_started > at)
+        b->b_started = at;
     return 0;
 }
 
@@ -1362,7 +1412,7 @@ reconcile_one(struct combine *cb, const char *key, int64_t cid,
  * from that buffer to the combined file at once; a Row that a later one of
  * the same __id supersedes is cut afterwards (dedupe, fdb_compact).
  */
-#define FD_SEL 65536        /* files selected per walk */
+#define FD_SEL 131072       /* files selected per walk */
 
 struct fd_entry {
     char *fe_rel;
@@ -2853,7 +2903,7 @@ meta_result(struct combine *cb, const char *result)
  * logging: a file they cannot remove is left to the main thread, which
  * logs it.
  */
-#define SETTLE_THREADS 4
+#define SETTLE_THREADS 16
 
 struct settler {
     struct combine *st_cb;
@@ -2884,14 +2934,120 @@ fd_settle_one(void *arg, const char *rel, enum walk_kind k, int dfd,
     return 0;
 }
 
-static void *
-fd_settle_part(void *arg)
-{
-    struct settler *s = arg;
+/*
+ * --from-dir, after success: one walk of XML_DIR queues the in-flight
+ * paths and RM_THREADS threads remove them. Removing a file that frees
+ * blocks can wait for the disk (with online discard, ext4 without a
+ * journal sends a discard request per file and waits for it: 45 us, 3.5
+ * us when no block is freed); many waits overlap. One walk, not one per
+ * thread: a walk reads every name of XML_DIR.
+ */
+#define RM_THREADS 16
+#define RM_QUEUE 1024       /* paths queued at most */
 
-    s->st_rc = walk(s->st_cb->cb_cfg->cc_xml_dir, "", 1u << WK_INFLIGHT,
-                    s->st_part, SETTLE_THREADS, fd_settle_one, s);
-    return NULL;
+struct rmq {
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_more, q_room;
+    char *q_path[RM_QUEUE];
+    size_t q_head, q_n;
+    int q_done;             /* the walk is over */
+    size_t q_left;          /* paths that could not be removed */
+    struct combine *q_cb;
+};
+
+static void *
+rm_worker(void *arg)
+{
+    struct rmq *q = arg;
+    char *batch[32];
+    size_t n, i, left;
+
+    for (;;) {
+        pthread_mutex_lock(&q->q_mu);
+        while (q->q_n == 0 && !q->q_done)
+            pthread_cond_wait(&q->q_more, &q->q_mu);
+        for (n = 0; n < 32 && q->q_n > 0; n++) {
+            batch[n] = q->q_path[q->q_head];
+            q->q_head = (q->q_head + 1) % RM_QUEUE;
+            q->q_n--;
+        }
+        if (n > 0)
+            pthread_cond_signal(&q->q_room);
+        pthread_mutex_unlock(&q->q_mu);
+        if (n == 0)
+            return NULL;        /* done and empty */
+        for (i = 0, left = 0; i < n; i++) {
+            if (unlink(batch[i]) < 0 && errno != ENOENT)
+                left++;
+            free(batch[i]);
+        }
+        if (left > 0) {
+            pthread_mutex_lock(&q->q_mu);
+            q->q_left += left;
+            pthread_mutex_unlock(&q->q_mu);
+        }
+    }
+}
+
+static int
+rm_queue_one(void *arg, const char *rel, enum walk_kind k, int dfd,
+             const char *name)
+{
+    struct rmq *q = arg;
+    char *path;
+
+    (void)k;
+    if ((path = inflight_path(q->q_cb, rel)) == NULL) {
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+            q->q_left++;        /* no memory: at once, from here */
+        return 0;
+    }
+    pthread_mutex_lock(&q->q_mu);
+    while (q->q_n == RM_QUEUE)
+        pthread_cond_wait(&q->q_room, &q->q_mu);
+    q->q_path[(q->q_head + q->q_n) % RM_QUEUE] = path;
+    q->q_n++;
+    pthread_cond_signal(&q->q_more);
+    pthread_mutex_unlock(&q->q_mu);
+    return 0;
+}
+
+/* Remove every in-flight file under XML_DIR with the workers. The number
+ * left (or -1 when the walk failed). */
+static ssize_t
+fd_remove_parallel(struct combine *cb)
+{
+    struct rmq q;
+    pthread_t t[RM_THREADS];
+    unsigned i, started = 0;
+    int rc = -1;
+
+    memset(&q, 0, sizeof(q));
+    q.q_cb = cb;
+    if (pthread_mutex_init(&q.q_mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&q.q_more, NULL) != 0)
+        goto fail_mu;
+    if (pthread_cond_init(&q.q_room, NULL) != 0)
+        goto fail_more;
+    for (i = 0; i < RM_THREADS; i++)
+        if (pthread_create(&t[started], NULL, rm_worker, &q) == 0)
+            started++;
+    if (started > 0)    /* else -1: the caller removes them alone */
+        rc = walk(cb->cb_cfg->cc_xml_dir, "", 1u << WK_INFLIGHT, 0, 1,
+                  rm_queue_one, &q);
+    pthread_mutex_lock(&q.q_mu);
+    q.q_done = 1;
+    pthread_cond_broadcast(&q.q_more);
+    pthread_mutex_unlock(&q.q_mu);
+    for (i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    pthread_cond_destroy(&q.q_room);
+fail_more:
+    pthread_cond_destroy(&q.q_more);
+fail_mu:
+    pthread_mutex_destroy(&q.q_mu);
+    return rc < 0 ? -1 : (ssize_t)q.q_left;
 }
 
 /* Run fn on SETTLE_THREADS threads (fewer if they cannot start: the
@@ -2919,20 +3075,15 @@ settle_parallel(struct combine *cb, int ok, void *(*fn)(void *),
 static void
 fd_settle(struct combine *cb, int ok)
 {
-    struct settler s[SETTLE_THREADS], one;
-    size_t left = 0;
-    unsigned i;
-    int rc = 0;
+    struct settler one;
+    ssize_t left;
 
     if (ok) {
-        settle_parallel(cb, ok, fd_settle_part, s);
-        for (i = 0; i < SETTLE_THREADS; i++) {
-            left += s[i].st_left;
-            rc |= s[i].st_rc;
-        }
-        if (left == 0 && rc == 0)
+        if ((left = fd_remove_parallel(cb)) == 0)
             return;
-        LOGW("%zu shipped files could not be removed: trying again", left);
+        if (left > 0)
+            LOGW("%zd shipped files could not be removed: trying again",
+                 left);
     }
     /* alone: everything (left), in order */
     one = (struct settler){.st_cb = cb, .st_ok = ok};
@@ -2974,7 +3125,8 @@ db_settle_part(void *arg)
             out = outbox_path(cb, rel);
             if (in != NULL && out != NULL) {
                 if ((r[i].lr_flags & LR_MOVED) &&
-                    (unlink(in) == 0 || errno == ENOENT)) {
+                    (cb->cb_removed_all || unlink(in) == 0 ||
+                     errno == ENOENT)) {
                     r[i].lr_flags &= ~(uint32_t)LR_MOVED;
                     dirty = 1;
                 }
@@ -3049,6 +3201,48 @@ db_settle(struct combine *cb, int ok)
         at += (size_t)got;
     }
     free(r);
+}
+
+/* The background removal of mark_removing. */
+struct early_rm {
+    struct combine *e_cb;
+    ssize_t e_left;
+};
+
+static void *
+early_rm_main(void *arg)
+{
+    struct early_rm *e = arg;
+
+    e->e_left = fd_remove_parallel(e->e_cb);
+    return NULL;
+}
+
+/*
+ * DB mode, the batch delivered: mark it, and meanwhile remove the in-flight
+ * files (every in-flight name under XML_DIR is this run's). Removing a file
+ * can wait for the disk, marking writes the database: the two overlap. Safe
+ * before the mark is known because the database holds every client's XML:
+ * a client the mark leaves waiting (it failed, or the client changed) gets
+ * its outbox file back from it (db_put_back_removed), and a run killed
+ * meanwhile leaves the clients waiting, their files rewritten by the next
+ * run's reconcile. 0 or -1 (mark_db's).
+ */
+static int
+mark_removing(struct combine *cb)
+{
+    struct early_rm e = {cb, -1};
+    pthread_t t;
+    int rc, started;
+
+    started = pthread_create(&t, NULL, early_rm_main, &e) == 0;
+    cb->cb_removed = started;
+    rc = mark_db(cb);
+    if (started) {
+        pthread_join(t, NULL);
+        cb->cb_removed_all = e.e_left == 0;
+    }
+    return rc;
 }
 
 /* ---- one run -------------------------------------------------------- */
@@ -3289,7 +3483,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
 
     /* 7. record, then settle the files */
     t_ship = lap(&t);
-    if (cb->cb_store != NULL && mark_db(cb) < 0)
+    if (cb->cb_store != NULL && mark_removing(cb) < 0)
         goto fail_shipped;
     (void)state_rewrite(cb, cb->cb_lg, 0);
     t_mark = lap(&t);

@@ -900,9 +900,11 @@ test_from_dir_fold_big(void **state)
 /*
  * Something done by "the API" while a run is between its pick and its mark:
  * the test holds the database's write lock from before the run, waits until
- * the run has moved the file at wait_path to in-flight (so its snapshot is
- * read), does fn inside that transaction and commits. The run's mark waits
- * for the lock (busy timeout 5 s), so it always comes after fn.
+ * the file at d_wait exists (READY_DIR/clients.xml: the run has picked,
+ * moved its files and read its snapshot; its in-flight files may already
+ * be going, removed while it marks), does fn inside that transaction and
+ * commits. The run's mark waits for the lock (busy timeout 5 s), so it
+ * always comes after fn.
  */
 struct during {
     struct store *d_s;
@@ -975,8 +977,7 @@ test_recreated_same_version(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "first");
     put(s, "Alarm24", 2, "BASE11", "other");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.1.xml",
-             f->dir);
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/ready/clients.xml", f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_local, 2);
     assert_int_equal(st.cs_marked, 1);
@@ -1036,8 +1037,7 @@ test_shipped_copy_removed(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.2.xml",
-             f->dir);
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/ready/clients.xml", f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_marked, 2);
     assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
@@ -1048,6 +1048,45 @@ test_shipped_copy_removed(void **state)
     out = slurp(p);
     assert_non_null(out);
     assert_non_null(strstr(out, "<Name>two-other</Name>"));
+    free(out);
+    no_inflight(f);
+    store_close(s);
+}
+
+/* The mark fails (the database stays locked past the busy timeout) after
+ * the in-flight files were removed during it: every client still waits and
+ * gets its outbox file back, from the database, as a put-back would. */
+static void
+hold_lock(struct during *d)
+{
+    (void)d;
+    sleep(6);
+}
+
+static void
+test_mark_fails_files_back(void **state)
+{
+    struct fx *f = *state;
+    struct during d = {.d_fn = hold_lock};
+    struct combine_stats st;
+    struct store *s = open_db(f);
+    char p[256], *out;
+
+    put(s, "Alarm24", 1, "BASE11", "one");
+    put(s, "Alarm24", 2, "BASE11", "two");
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/ready/clients.xml", f->dir);
+    assert_int_equal(run_during(f, &d, &st), COMBINE_FAILED);
+    assert_string_equal(state_of(s, "Alarm24", 1), "pending");
+    assert_string_equal(state_of(s, "Alarm24", 2), "pending");
+    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "<Name>one</Name>"));
+    free(out);
+    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
+    out = slurp(p);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "<Name>two</Name>"));
     free(out);
     no_inflight(f);
     store_close(s);
@@ -1072,8 +1111,7 @@ test_unmarked_deleted_not_put_back(void **state)
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
-    snprintf(d.d_wait, sizeof(d.d_wait), "%s/out/Alarm24/.inflight.2.xml",
-             f->dir);
+    snprintf(d.d_wait, sizeof(d.d_wait), "%s/ready/clients.xml", f->dir);
     assert_int_equal(run_during(f, &d, &st), COMBINE_OK);
     assert_int_equal(st.cs_marked, 1);
     assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
@@ -1400,6 +1438,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_shipped_copy_removed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_unmarked_deleted_not_put_back,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_mark_fails_files_back,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_from_dir_walks, fx_setup,
                                         fx_teardown),
