@@ -20,6 +20,11 @@
 #   e.g.   bench/combine_bench.sh build 10000 100000
 #   BENCH_DB=0: skip DB mode (seeding 100,000 clients takes ~80 s)
 #   BENCH_SMB=0: skip the SMB runs; BENCH_LINKS=1: see above
+#   BENCH_DIR=DIR: the runs' files under DIR (default /tmp), e.g. on an ext4
+#     with a journal and no online discard, as Debian makes it, mounted from
+#     a file (as root): truncate -s 4G /var/tmp/ext4.img;
+#     mkfs.ext4 -q /var/tmp/ext4.img; mkdir -p /mnt/cb;
+#     mount -o loop /var/tmp/ext4.img /mnt/cb; BENCH_DIR=/mnt/cb ...
 set -eu
 BUILD=${1:-build}
 shift || true
@@ -27,7 +32,7 @@ COUNTS=${*:-10000 100000}
 BIN=$(cd "$BUILD" && pwd)/patriot-combine
 SEED=$(cd "$BUILD" && pwd)/bench/seed
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-W=$(mktemp -d /tmp/cbench.XXXXXX)
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/cbench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
 gen() {     # gen DIR N
@@ -79,6 +84,7 @@ fromdir_env() { # fromdir_env DIR: the settings of a --from-dir run in DIR
 }
 
 echo "patriot-combine $("$BIN" --version | cut -d' ' -f2), $(nproc) CPU, $(uname -r)"
+echo "files on $(findmnt -n -o SOURCE,FSTYPE,OPTIONS -T "$W")"
 for n in $COUNTS; do
     D=$W/n$n
     mkdir -p "$D"
