@@ -1,7 +1,9 @@
 /*
  * rowcheck.c - checking documents (SAX, no tree): a per-client document
  * or a combined batch is checked the way the writer makes it, without
- * building a tree (see rowcheck.h). Moved out of combine.c as it was.
+ * building a tree (see rowcheck.h): with libxml2's SAX parser (moved out
+ * of combine.c as it was), and a per-client document by hand (rowcheck_doc,
+ * at the end).
  */
 #include "rowcheck.h"
 

@@ -3,7 +3,10 @@
  * or a combined batch is accepted only as the writer makes it (UTF-8 XML
  * 1.0 characters only, no comment, PI, CDATA, DOCTYPE, entity reference,
  * namespace or attribute, root Clients holding Row elements each with one
- * __id of [A-Za-z0-9_-]{1,95}). Used by patriot-combine (combine.c).
+ * __id of [A-Za-z0-9_-]{1,95}). Used by patriot-combine (combine.c): a
+ * per-client document by hand in one pass (rowcheck_doc), a combined batch
+ * with libxml2's SAX parser (rowcheck_ctxt_new), which is also the oracle
+ * the hand check is tested against (combine_row_check).
  */
 #pragma once
 
