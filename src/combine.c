@@ -719,20 +719,21 @@ rec_rel(const struct lrec *r)
     return rel;
 }
 
-static void reconcile_one(struct combine *cb, const char *key, int64_t cid,
-                          const char *xml, size_t len);
-
-/* DB mode: a client not marked whose in-flight file was removed during
- * the mark (combine_run) gets its outbox file back from the database if
- * it still waits at the version picked (a newer version: the API writes
- * its file; reconcile repairs a missing one). */
+/* DB mode: a client not marked whose in-flight file in was removed during
+ * the mark (combine_run) gets it back from the database if it still waits
+ * at the version picked, and then goes back as a file kept in flight would
+ * (restore: never over a newer file, not for a client deleted meanwhile).
+ * A client at a newer version: the API writes its file (reconcile repairs
+ * a missing one). */
 static void
-db_put_back_removed(struct combine *cb, const struct lrec *r)
+db_put_back_removed(struct combine *cb, const struct lrec *r, const char *in,
+                    const char *out)
 {
     struct store_meta m;
     char *xml = NULL;
     size_t xlen;
     int64_t xver;
+    int back = 0;
 
     if (store_combine_snapshot_begin(cb->cb_store) < 0)
         return;
@@ -743,8 +744,13 @@ db_put_back_removed(struct combine *cb, const struct lrec *r)
         store_get_xml(cb->cb_store, r->lr_key, r->lr_cid, &xml, &xlen,
                       &xver) == STORE_OK &&
         xver == r->lr_version)
-        reconcile_one(cb, r->lr_key, r->lr_cid, xml, xlen);
+        back = 1;
     store_combine_snapshot_end(cb->cb_store);
+    if (back && pxml_write_file(in, xml, xlen, 0) < 0)
+        LOGW("cannot write %s again: %s (the next reconcile does)", in,
+             strerror(errno));
+    else if (back)
+        restore(cb, in, out, r->lr_key, r->lr_cid);
     free(xml);
 }
 
@@ -766,7 +772,7 @@ db_put_back(struct combine *cb, const struct lrec *r)
         break;
     case 1:
         if (cb->cb_removed)     /* removed during the mark: from the DB */
-            db_put_back_removed(cb, r);
+            db_put_back_removed(cb, r, in, out);
         goto done;
     default:
         LOGW("cannot read %s: %s", in, strerror(errno));
