@@ -1572,6 +1572,7 @@ enum slot_rc {
     SL_OK,          /* moved (or dry run), read and well-formed */
     SL_GONE,        /* vanished before the move */
     SL_MALFORMED,   /* not a well-formed Patriot client file */
+    SL_REFUSED,     /* well-formed, but not as written (rowcheck_doc's -2) */
     SL_UNREADABLE,  /* moved but cannot be read (sl_errno) */
     SL_ERROR,       /* cannot move (sl_errno): fails the run */
 };
@@ -1731,12 +1732,20 @@ slot_work(struct combine *cb, struct slot *sl)
     }
     switch (slot_read(sl, path)) {
     case 0:
-        sl->sl_rc = sl->sl_flen > UINT32_MAX ||
-                            rowcheck_doc(sl->sl_buf, sl->sl_flen,
-                                         &sl->sl_off, &sl->sl_len, sl->sl_id,
-                                         sizeof(sl->sl_id)) < 0
-                        ? SL_MALFORMED
-                        : SL_OK;
+        switch (sl->sl_flen > UINT32_MAX
+                    ? -1
+                    : rowcheck_doc(sl->sl_buf, sl->sl_flen, &sl->sl_off,
+                                   &sl->sl_len, sl->sl_id, sizeof(sl->sl_id))) {
+        case 0:
+            sl->sl_rc = SL_OK;
+            break;
+        case -2:
+            sl->sl_rc = SL_REFUSED;
+            break;
+        default:
+            sl->sl_rc = SL_MALFORMED;
+            break;
+        }
         break;
     case 1:
         sl->sl_rc = sl->sl_moved ? SL_UNREADABLE : SL_GONE;
@@ -1937,6 +1946,12 @@ slot_take(struct combine *cb, struct fdb *b, struct slot *sl)
     case SL_MALFORMED:
         LOGW("%s is not a well-formed Patriot client file: skipped, "
              "left in place", sl->sl_rel);
+        goto skip;
+    case SL_REFUSED:
+        LOGW("%s is well-formed but not as Patriot client files are "
+             "written (it declares an encoding other than UTF-8, has a ':' "
+             "in a name, or an element inside __id): skipped, left in place",
+             sl->sl_rel);
         goto skip;
     }
     memset(&r, 0, sizeof(r));

@@ -415,7 +415,7 @@ test_from_dir(void **state)
     struct fx *f = *state;
     struct combine_stats st;
     struct combine *cb;
-    char p[256], q[256], bad[256], err[256], *out;
+    char p[256], q[256], bad[256], latin[256], err[256], *out;
     time_t t0 = time(NULL) - 1000;
 
     snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
@@ -429,12 +429,16 @@ test_from_dir(void **state)
     set_mtime(p, t0 + 5);
     snprintf(bad, sizeof(bad), "%s/out/A/3.xml", f->dir);
     write_text(bad, "<Clients><Row><__id>3BASE11</__id></Clients>");
+    /* well-formed, but its bytes would change meaning in clients.xml */
+    snprintf(latin, sizeof(latin), "%s/out/A/4.xml", f->dir);
+    write_text(latin, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"
+                      "<Clients><Row><__id>4BASE11</__id></Row></Clients>");
 
     cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
     assert_non_null(cb);
     assert_int_equal(combine_run(cb, &st), COMBINE_OK);
     assert_int_equal(st.cs_rows, 2);
-    assert_int_equal(st.cs_skipped, 1);
+    assert_int_equal(st.cs_skipped, 2);
     snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
     out = slurp(p);
     assert_non_null(out);
@@ -444,9 +448,10 @@ test_from_dir(void **state)
     /* two before one: oldest first, and the newest 1BASE11 */
     assert_true(strstr(out, "2BASE11") < strstr(out, "<Name>new"));
     free(out);
-    /* shipped files gone, the malformed one kept */
+    /* shipped files gone, the malformed and the refused one kept */
     assert_int_equal(access(q, F_OK), -1);
     assert_int_equal(access(bad, F_OK), 0);
+    assert_int_equal(access(latin, F_OK), 0);
     snprintf(p, sizeof(p), "%s/state.json", f->dir);
     out = slurp(p);
     assert_non_null(strstr(out, "\"1BASE11\""));
