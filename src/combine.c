@@ -603,21 +603,28 @@ recover_file(struct combine *cb, const char *in, const char *out,
     }
 }
 
+/* recover_file for the in-flight file in (taken: freed; NULL on no
+ * memory) of the outbox name rel. 0 (a walk goes on). */
 static int
-recover_new(void *arg, const char *rel, enum walk_kind k, int dfd,
-            const char *name)
+recover_take(struct combine *cb, char *in, const char *rel)
 {
-    struct combine *cb = arg;
-    char *in = inflight_path(cb, rel), *out = outbox_path(cb, rel);
+    char *out = outbox_path(cb, rel);
 
-    (void)k;
-    (void)dfd;
-    (void)name;
     if (in != NULL && out != NULL)
         recover_file(cb, in, out, rel);
     free(in);
     free(out);
     return 0;
+}
+
+static int
+recover_new(void *arg, const char *rel, enum walk_kind k, int dfd,
+            const char *name)
+{
+    (void)k;
+    (void)dfd;
+    (void)name;
+    return recover_take(arg, inflight_path(arg, rel), rel);
 }
 
 /* The layout before 2026-11: XML_DIR/.inflight/<rel> (an upgrade). */
@@ -626,17 +633,11 @@ recover_old(void *arg, const char *rel, enum walk_kind k, int dfd,
             const char *name)
 {
     struct combine *cb = arg;
-    char *in = path_join(cb->cb_inflight_old, rel);
-    char *out = outbox_path(cb, rel);
 
     (void)k;
     (void)dfd;
     (void)name;
-    if (in != NULL && out != NULL)
-        recover_file(cb, in, out, rel);
-    free(in);
-    free(out);
-    return 0;
+    return recover_take(cb, path_join(cb->cb_inflight_old, rel), rel);
 }
 
 /* ---- settling files against the database (DB mode) ------------------ */
@@ -1646,6 +1647,10 @@ slot_read(struct slot *sl, const char *path)
         return errno == ENOENT ? 1 : -1;
     if (fstat(fd, &sb) < 0)
         goto fail;
+    if (sb.st_size > ROWCHECK_DOC_MAX) {
+        errno = EFBIG;      /* skipped, left in place: never read whole */
+        goto fail;
+    }
     if ((size_t)sb.st_size + 1 > sl->sl_cap) {
         size_t cap = (size_t)sb.st_size + 1 + 4096;
         char *p = realloc(sl->sl_buf, cap);
@@ -1732,10 +1737,8 @@ slot_work(struct combine *cb, struct slot *sl)
     }
     switch (slot_read(sl, path)) {
     case 0:
-        switch (sl->sl_flen > UINT32_MAX
-                    ? -1
-                    : rowcheck_doc(sl->sl_buf, sl->sl_flen, &sl->sl_off,
-                                   &sl->sl_len, sl->sl_id, sizeof(sl->sl_id))) {
+        switch (rowcheck_doc(sl->sl_buf, sl->sl_flen, &sl->sl_off,
+                             &sl->sl_len, sl->sl_id, sizeof(sl->sl_id))) {
         case 0:
             sl->sl_rc = SL_OK;
             break;
@@ -2916,13 +2919,12 @@ meta_result(struct combine *cb, const char *result)
 /* ---- settling the in-flight files ----------------------------------- */
 
 /*
- * SETTLE_THREADS threads share the removals of shipped files: an unlink
- * waits for the file system (its blocks freed, on a disk mounted with
- * discard a discard request waited for), so even on 2 cores more threads
- * than cores overlap the waits; in-flight names in many folders do not
- * wait for each other's folder locks either. Helpers do syscalls only, no
- * logging: a file they cannot remove is left to the main thread, which
- * logs it.
+ * DB mode, after the mark: SETTLE_THREADS threads share the ledger's
+ * records (an in-flight file the early removal left, an outbox copy to
+ * look up: syscalls that wait for the file system, so more threads than
+ * cores overlap the waits). Helpers do syscalls only, no logging: a file
+ * they cannot remove is left to the main thread, which logs it. The
+ * removals themselves: inflight_remove, below.
  */
 #define SETTLE_THREADS 16
 

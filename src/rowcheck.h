@@ -16,6 +16,9 @@
 
 #define ROWCHECK_ID_MAX 96      /* an __id and its NUL */
 #define ROWCHECK_PIECE (1 << 20) /* bytes given to the push parser at once */
+/* A per-client document is at most this big (the API's are a few KB; a
+ * bigger file in the outbox is skipped unread, not held whole). */
+#define ROWCHECK_DOC_MAX (16 << 20)
 
 /* What the SAX callbacks found in one document. Zero it before use (the
  * checks below do); free with rowcheck_state_free. */

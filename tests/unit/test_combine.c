@@ -415,7 +415,7 @@ test_from_dir(void **state)
     struct fx *f = *state;
     struct combine_stats st;
     struct combine *cb;
-    char p[256], q[256], bad[256], latin[256], err[256], *out;
+    char p[256], q[256], bad[256], latin[256], big[256], err[256], *out;
     time_t t0 = time(NULL) - 1000;
 
     snprintf(p, sizeof(p), "%s/out/A/1.xml", f->dir);
@@ -433,12 +433,15 @@ test_from_dir(void **state)
     snprintf(latin, sizeof(latin), "%s/out/A/4.xml", f->dir);
     write_text(latin, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"
                       "<Clients><Row><__id>4BASE11</__id></Row></Clients>");
+    /* over ROWCHECK_DOC_MAX: skipped unread (sparse: no disk) */
+    snprintf(big, sizeof(big), "%s/out/A/5.xml", f->dir);
+    run_cmd("truncate -s %d %s", ROWCHECK_DOC_MAX + 1, big);
 
     cb = combine_new(&f->cfg, COMBINE_FROM_DIR, NULL, err, sizeof(err));
     assert_non_null(cb);
     assert_int_equal(combine_run(cb, &st), COMBINE_OK);
     assert_int_equal(st.cs_rows, 2);
-    assert_int_equal(st.cs_skipped, 2);
+    assert_int_equal(st.cs_skipped, 3);
     snprintf(p, sizeof(p), "%s/ready/clients.xml", f->dir);
     out = slurp(p);
     assert_non_null(out);
@@ -452,6 +455,11 @@ test_from_dir(void **state)
     assert_int_equal(access(q, F_OK), -1);
     assert_int_equal(access(bad, F_OK), 0);
     assert_int_equal(access(latin, F_OK), 0);
+    assert_int_equal(access(big, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/combine.log", f->dir);
+    out = slurp(p);
+    assert_non_null(strstr(out, "cannot read A/5.xml: File too large"));
+    free(out);
     snprintf(p, sizeof(p), "%s/state.json", f->dir);
     out = slurp(p);
     assert_non_null(strstr(out, "\"1BASE11\""));
@@ -635,6 +643,19 @@ exists(const char *path)
 }
 
 /* No in-flight file left anywhere under XML_DIR (either layout). */
+/* Alarm24's outbox file of client cid exists and holds needle. */
+static void
+outbox_has(struct fx *f, int cid, const char *needle)
+{
+    char p[256], *out;
+
+    snprintf(p, sizeof(p), "%s/out/Alarm24/%d.xml", f->dir, cid);
+    out = slurp(p);
+    assert_non_null(out);
+    assert_non_null(strstr(out, needle));
+    free(out);
+}
+
 static void
 no_inflight(struct fx *f)
 {
@@ -1038,7 +1059,7 @@ test_shipped_copy_removed(void **state)
     struct during d = {.d_fn = rewrite_files};
     struct combine_stats st;
     struct store *s = open_db(f);
-    char p[256], *out;
+    char p[256];
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
@@ -1049,11 +1070,7 @@ test_shipped_copy_removed(void **state)
     assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
     snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
     assert_false(exists(p));
-    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
-    out = slurp(p);
-    assert_non_null(out);
-    assert_non_null(strstr(out, "<Name>two-other</Name>"));
-    free(out);
+    outbox_has(f, 2, "<Name>two-other</Name>");
     no_inflight(f);
     store_close(s);
 }
@@ -1075,7 +1092,6 @@ test_mark_fails_files_back(void **state)
     struct during d = {.d_fn = hold_lock};
     struct combine_stats st;
     struct store *s = open_db(f);
-    char p[256], *out;
 
     put(s, "Alarm24", 1, "BASE11", "one");
     put(s, "Alarm24", 2, "BASE11", "two");
@@ -1083,16 +1099,8 @@ test_mark_fails_files_back(void **state)
     assert_int_equal(run_during(f, &d, &st), COMBINE_FAILED);
     assert_string_equal(state_of(s, "Alarm24", 1), "pending");
     assert_string_equal(state_of(s, "Alarm24", 2), "pending");
-    snprintf(p, sizeof(p), "%s/out/Alarm24/1.xml", f->dir);
-    out = slurp(p);
-    assert_non_null(out);
-    assert_non_null(strstr(out, "<Name>one</Name>"));
-    free(out);
-    snprintf(p, sizeof(p), "%s/out/Alarm24/2.xml", f->dir);
-    out = slurp(p);
-    assert_non_null(out);
-    assert_non_null(strstr(out, "<Name>two</Name>"));
-    free(out);
+    outbox_has(f, 1, "<Name>one</Name>");
+    outbox_has(f, 2, "<Name>two</Name>");
     no_inflight(f);
     store_close(s);
 }
