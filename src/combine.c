@@ -2968,7 +2968,12 @@ fd_settle_one(void *arg, const char *rel, enum walk_kind k, int dfd,
  * thread alone: 1.6 s per 100,000; sixteen: 1.0-1.2 s). One walk, not one
  * per thread: a walk reads every name of XML_DIR.
  */
+#ifndef RM_THREADS
 #define RM_THREADS 16
+#endif
+#ifndef RM_BATCH
+#define RM_BATCH 32
+#endif
 #define RM_QUEUE 1024       /* paths queued at most */
 
 struct rmq {
@@ -2986,14 +2991,14 @@ static void *
 rm_worker(void *arg)
 {
     struct rmq *q = arg;
-    char *batch[32];
+    char *batch[RM_BATCH];
     size_t n, i, left;
 
     for (;;) {
         pthread_mutex_lock(&q->q_mu);
         while (q->q_n == 0 && !q->q_done)
             pthread_cond_wait(&q->q_more, &q->q_mu);
-        for (n = 0; n < 32 && q->q_n > 0; n++) {
+        for (n = 0; n < RM_BATCH && q->q_n > 0; n++) {
             batch[n] = q->q_path[q->q_head];
             q->q_head = (q->q_head + 1) % RM_QUEUE;
             q->q_n--;
@@ -3231,10 +3236,12 @@ db_settle(struct combine *cb, int ok)
     free(r);
 }
 
-/* The background removal of mark_removing. */
+/* The background removal of the in-flight files (DB mode). */
 struct early_rm {
     struct combine *e_cb;
     ssize_t e_left;
+    pthread_t e_t;
+    int e_started;
 };
 
 static void *
@@ -3247,30 +3254,38 @@ early_rm_main(void *arg)
 }
 
 /*
- * DB mode, the batch delivered: mark it, and meanwhile remove the in-flight
- * files (every in-flight name under XML_DIR is this run's). Removing a file
- * can wait for the disk, marking writes the database: the two overlap. Safe
- * before the mark is known because the database holds every client's XML:
- * a client the mark leaves waiting (it failed, or the client changed) gets
- * its outbox file back from it (db_put_back_removed), and a run killed
- * meanwhile leaves the clients waiting, their files rewritten by the next
- * run's reconcile. 0 or -1 (mark_db's).
+ * DB mode: remove the in-flight files on a thread of their own (every
+ * in-flight name under XML_DIR is this run's) while the run goes on:
+ * removing a file can wait for the disk, and the run meanwhile writes
+ * clients.xml and marks the batch. Safe before the mark because the
+ * database holds every client's XML: a client the run does not mark (it
+ * failed, or the client changed) gets its outbox file back from it
+ * (db_put_back_removed), and a run killed meanwhile leaves its clients
+ * waiting, their files rewritten by the next run's reconcile. With SMB
+ * on it starts once the upload is done, so that a dead share (the usual
+ * failure) costs no rewrite of the batch's files.
  */
-static int
-mark_removing(struct combine *cb)
+static void
+early_rm_start(struct combine *cb, struct early_rm *e)
 {
-    struct early_rm e = {cb, -1};
-    pthread_t t;
-    int rc, started;
+    if (e->e_started || cb->cb_store == NULL ||
+        (cb->cb_flags & COMBINE_DRY_RUN))
+        return;
+    e->e_cb = cb;
+    e->e_left = -1;
+    e->e_started = pthread_create(&e->e_t, NULL, early_rm_main, e) == 0;
+    cb->cb_removed = e->e_started;
+}
 
-    started = pthread_create(&t, NULL, early_rm_main, &e) == 0;
-    cb->cb_removed = started;
-    rc = mark_db(cb);
-    if (started) {
-        pthread_join(t, NULL);
-        cb->cb_removed_all = e.e_left == 0;
-    }
-    return rc;
+/* Wait for early_rm_start's thread, before the files are settled. */
+static void
+early_rm_join(struct early_rm *e)
+{
+    if (!e->e_started)
+        return;
+    pthread_join(e->e_t, NULL);
+    e->e_started = 0;
+    e->e_cb->cb_removed_all = e->e_left == 0;
 }
 
 /* ---- one run -------------------------------------------------------- */
@@ -3377,6 +3392,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     const struct combine_cfg *c = cb->cb_cfg;
     struct combine_stats dummy;
     struct fdb b;
+    struct early_rm er = {0};
     char *final = NULL, *tmp = NULL, *rpath = NULL, *respath = NULL;
     int dry = (cb->cb_flags & COMBINE_DRY_RUN) != 0;
     int from_dir = (cb->cb_flags & COMBINE_FROM_DIR) != 0;
@@ -3395,6 +3411,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
     cb->cb_stats = stats;
     cb->cb_err[0] = '\0';
     cb->cb_n = cb->cb_nfold = 0;
+    cb->cb_removed = cb->cb_removed_all = 0;
     now = time(NULL);
     cb->cb_now_ms = (int64_t)now * 1000;
     gmtime_r(&now, &tm);
@@ -3476,6 +3493,8 @@ combine_run(struct combine *cb, struct combine_stats *stats)
         rc = COMBINE_NOTHING;
         goto out;
     }
+    if (!c->cc_smb_enabled)
+        early_rm_start(cb, &er);
     if (finish_combined(cb, &b, tmp, &rows) < 0)
         goto fail;
     t_write = lap(&t);
@@ -3511,10 +3530,12 @@ combine_run(struct combine *cb, struct combine_stats *stats)
 
     /* 7. record, then settle the files */
     t_ship = lap(&t);
-    if (cb->cb_store != NULL && mark_removing(cb) < 0)
+    early_rm_start(cb, &er);
+    if (cb->cb_store != NULL && mark_db(cb) < 0)
         goto fail_shipped;
     (void)state_rewrite(cb, cb->cb_lg, 0);
     t_mark = lap(&t);
+    early_rm_join(&er);
     if (from_dir)
         fd_settle(cb, 1);
     else
@@ -3538,6 +3559,7 @@ stopped:
     LOGI("stop requested: run abandoned, nothing marked");
     rc = COMBINE_STOPPED;
 out:
+    early_rm_join(&er);
     fdb_close(&b);
     if (rc != COMBINE_OK && tmp != NULL)
         unlink(tmp);    /* not renamed (ENOENT if it was) */

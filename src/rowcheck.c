@@ -463,6 +463,32 @@ d_name_char(uint32_t c)
            (c >= 0x203F && c <= 0x2040);
 }
 
+/* ASCII bytes by class, for the loops that run over every byte:
+ * D_NAME a NameChar (d_name_char), D_STOP what ends character data in
+ * d_scan ('<', '&', ']'). */
+enum { D_NAME = 1, D_STOP = 2 };
+static const unsigned char d_class[128] = {
+    ['-'] = D_NAME, ['.'] = D_NAME, ['_'] = D_NAME,
+    ['0'] = D_NAME, ['1'] = D_NAME, ['2'] = D_NAME, ['3'] = D_NAME,
+    ['4'] = D_NAME, ['5'] = D_NAME, ['6'] = D_NAME, ['7'] = D_NAME,
+    ['8'] = D_NAME, ['9'] = D_NAME,
+    ['A'] = D_NAME, ['B'] = D_NAME, ['C'] = D_NAME, ['D'] = D_NAME,
+    ['E'] = D_NAME, ['F'] = D_NAME, ['G'] = D_NAME, ['H'] = D_NAME,
+    ['I'] = D_NAME, ['J'] = D_NAME, ['K'] = D_NAME, ['L'] = D_NAME,
+    ['M'] = D_NAME, ['N'] = D_NAME, ['O'] = D_NAME, ['P'] = D_NAME,
+    ['Q'] = D_NAME, ['R'] = D_NAME, ['S'] = D_NAME, ['T'] = D_NAME,
+    ['U'] = D_NAME, ['V'] = D_NAME, ['W'] = D_NAME, ['X'] = D_NAME,
+    ['Y'] = D_NAME, ['Z'] = D_NAME,
+    ['a'] = D_NAME, ['b'] = D_NAME, ['c'] = D_NAME, ['d'] = D_NAME,
+    ['e'] = D_NAME, ['f'] = D_NAME, ['g'] = D_NAME, ['h'] = D_NAME,
+    ['i'] = D_NAME, ['j'] = D_NAME, ['k'] = D_NAME, ['l'] = D_NAME,
+    ['m'] = D_NAME, ['n'] = D_NAME, ['o'] = D_NAME, ['p'] = D_NAME,
+    ['q'] = D_NAME, ['r'] = D_NAME, ['s'] = D_NAME, ['t'] = D_NAME,
+    ['u'] = D_NAME, ['v'] = D_NAME, ['w'] = D_NAME, ['x'] = D_NAME,
+    ['y'] = D_NAME, ['z'] = D_NAME,
+    ['<'] = D_STOP, ['&'] = D_STOP, [']'] = D_STOP,
+};
+
 /* A Name at d_p: its length in bytes (d_p moved past it), 0 if none (not
  * moved), RC_STRICT on a ':' (a namespace prefix: never written, and
  * libxml2 takes some forms of it), -1 when longer than libxml2 allows. */
@@ -483,7 +509,7 @@ d_name(struct dscan *d)
     for (p += l; p < d->d_end; p += l) {
         if (*p < 0x80) {        /* the usual case: ASCII */
             l = 1;
-            if (d_name_char(*p))
+            if (d_class[*p] & D_NAME)
                 continue;
             if (*p == ':')
                 return RC_STRICT;
@@ -706,7 +732,8 @@ d_scan(struct dscan *d, const unsigned char *base, size_t *off, size_t *rlen,
             d->d_p = p;
         } else {
             for (;;) {
-                while (p < d->d_end && *p != '<' && *p != '&' && *p != ']')
+                while (p < d->d_end &&
+                       (*p >= 0x80 || !(d_class[*p] & D_STOP)))
                     p++;
                 if (p == d->d_end || *p == '<')
                     break;

@@ -8,14 +8,18 @@
  * committed transaction is on disk.
  *
  * Schema (see store.c for the exact SQL):
- *   clients(id, key_name, client_id, version, changed_at, state,
- *           state_batch, state_at, info JSON, zones JSON array by Zone_No,
- *           users JSON array by UserNo)      UNIQUE(key_name, client_id)
+ *   clients(id, key_name, client_id, version, changed_at, info JSON,
+ *           zones JSON array by Zone_No, users JSON array by UserNo)
+ *                                            UNIQUE(key_name, client_id)
  *   outbox(cid, version, xml)                the client's Patriot XML at
  *                                            clients.version
+ *   import_state(cid, version, state, batch, at)
+ *                                            what the combiner last did
+ *                                            with one version of a client
  *   meta(k, v)                               schema version, combine status
- * Every change to a client bumps clients.version, sets changed_at and sets
- * state to 'pending' in the same transaction that renders its XML.
+ * Every change to a client bumps clients.version and sets changed_at in the
+ * same transaction that renders its XML: the client is pending from then
+ * on, until the combiner records a state for that version.
  */
 #pragma once
 

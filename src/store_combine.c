@@ -88,9 +88,10 @@ store_combine_scan_waiting(struct store *s,
      * ORDER BY of a subquery in a join (3.40); CROSS JOIN keeps w the
      * outer loop. The order is checked all the same. */
     st = prep(s, "WITH w AS MATERIALIZED ("
-                 "  SELECT id, key_name, client_id, version, changed_at"
-                 "  FROM clients WHERE state IN ('pending', 'failed')"
-                 "  ORDER BY changed_at, id LIMIT -1)"
+                 "  SELECT c.id, c.key_name, c.client_id, c.version,"
+                 "  c.changed_at FROM " ST_JOIN
+                 "  WHERE " ST_PENDING " OR s.state = 'failed'"
+                 "  ORDER BY c.changed_at, c.id LIMIT -1)"
                  " SELECT w.key_name, w.client_id, w.version, o.xml,"
                  " w.changed_at, w.id"
                  " FROM w CROSS JOIN outbox o ON o.cid = w.id"
@@ -171,7 +172,8 @@ store_combine_counts(struct store *s, int64_t counts[4])
     int rc, i;
 
     memset(counts, 0, 4 * sizeof(counts[0]));
-    st = prep(s, "SELECT state, count(*) FROM clients GROUP BY state");
+    st = prep(s, "SELECT " ST_STATE " AS st, count(*) FROM " ST_JOIN
+                 " GROUP BY st");
     if (st == NULL)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -202,28 +204,38 @@ struct store_mark {
 };
 
 static const char *mark_sql[MK_N] = {
+    /* Shipped: the client still at the version picked, pending or
+     * failed, its stored XML the one shipped. A narrow row of its own
+     * (store.c: import_state), never the client's wide row. */
     [MK_MARK] =
-        "UPDATE clients SET state = 'shipped', state_batch = ?4,"
-        " state_at = ?5 WHERE key_name = ?1 AND client_id = ?2"
-        " AND version = ?3 AND state IN ('pending', 'failed')"
-        " AND EXISTS(SELECT 1 FROM outbox o WHERE o.cid = clients.id"
-        " AND o.version = ?3 AND length(o.xml) = ?6)",
+        "INSERT INTO import_state(cid, version, state, batch, at)"
+        " SELECT c.id, ?3, 'shipped', ?4, ?5 FROM clients c"
+        " WHERE c.key_name = ?1 AND c.client_id = ?2 AND c.version = ?3"
+        " AND NOT EXISTS(SELECT 1 FROM import_state s WHERE s.cid = c.id"
+        " AND s.version = ?3 AND s.state <> 'failed')"
+        " AND EXISTS(SELECT 1 FROM outbox o WHERE o.cid = c.id"
+        " AND o.version = ?3 AND length(o.xml) = ?6)"
+        " ON CONFLICT(cid) DO UPDATE SET version = excluded.version,"
+        " state = excluded.state, batch = excluded.batch, at = excluded.at",
     [MK_SHIPPED] =
         "INSERT OR REPLACE INTO shipped(xml_id, key_name, client_id,"
         " version, batch) VALUES(?1, ?2, ?3, ?4, ?5)",
     [MK_REFOLD_CLIENT] =
-        "UPDATE clients SET state_batch = ?2, state_at = ?3 FROM shipped s"
-        " WHERE s.xml_id = ?1 AND clients.key_name = s.key_name"
-        " AND clients.client_id = s.client_id"
-        " AND clients.version = s.version AND clients.state = 'shipped'",
+        "UPDATE import_state SET batch = ?2, at = ?3 FROM shipped sh,"
+        " clients c WHERE sh.xml_id = ?1 AND c.key_name = sh.key_name"
+        " AND c.client_id = sh.client_id AND c.version = sh.version"
+        " AND import_state.cid = c.id"
+        " AND import_state.version = sh.version"
+        " AND import_state.state = 'shipped'",
     [MK_REFOLD_SHIPPED] = "UPDATE shipped SET batch = ?2 WHERE xml_id = ?1",
     [MK_RESULT_GET] =
         "SELECT key_name, client_id, version, batch FROM shipped"
         " WHERE xml_id = ?1",
     [MK_RESULT_SET] =
-        "UPDATE clients SET state = ?4, state_at = ?5"
-        " WHERE key_name = ?1 AND client_id = ?2 AND version = ?3"
-        " AND state = 'shipped'",
+        "UPDATE import_state SET state = ?4, at = ?5"
+        " WHERE cid = (SELECT id FROM clients WHERE key_name = ?1"
+        " AND client_id = ?2 AND version = ?3)"
+        " AND version = ?3 AND state = 'shipped'",
 };
 
 struct store_mark *

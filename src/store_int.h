@@ -9,6 +9,19 @@
 
 #include "store.h"
 
+/*
+ * A client's import state, for SQL over ST_JOIN (c the client, s its
+ * import_state row, if any): the row's state when it is about the
+ * client's version, else pending (a change since, or never shipped);
+ * ST_AT the time of that state (a pending client's: its last change).
+ */
+#define ST_JOIN "clients c LEFT JOIN import_state s ON s.cid = c.id"
+#define ST_STATE \
+    "(CASE WHEN s.version = c.version THEN s.state ELSE 'pending' END)"
+#define ST_AT \
+    "(CASE WHEN s.version = c.version THEN s.at ELSE c.changed_at END)"
+#define ST_PENDING "(s.version IS NOT c.version)"
+
 /* Statements prepared once per connection, by index. */
 enum store_stmt_id {
     SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,

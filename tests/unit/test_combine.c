@@ -1105,6 +1105,40 @@ test_mark_fails_files_back(void **state)
     store_close(s);
 }
 
+/* DB mode without SMB removes the in-flight files as soon as they are all
+ * taken, before clients.xml is in place: a run that fails after that (here
+ * clients.xml cannot replace a folder of that name) writes every client's
+ * file back from the database, and the next run ships them. */
+static void
+test_write_fails_files_back(void **state)
+{
+    struct fx *f = *state;
+    struct combine_stats st;
+    struct combine *cb;
+    struct store *s = open_db(f);
+    char err[256];
+
+    put(s, "Alarm24", 1, "BASE11", "one");
+    put(s, "Alarm24", 2, "BASE11", "two");
+    run_cmd("mkdir -p %s/ready/clients.xml/x", f->dir);
+    cb = combine_new(&f->cfg, 0, NULL, err, sizeof(err));
+    assert_non_null(cb);
+    assert_int_equal(combine_run(cb, &st), COMBINE_FAILED);
+    assert_string_equal(state_of(s, "Alarm24", 1), "pending");
+    assert_string_equal(state_of(s, "Alarm24", 2), "pending");
+    outbox_has(f, 1, "<Name>one</Name>");
+    outbox_has(f, 2, "<Name>two</Name>");
+    no_inflight(f);
+    run_cmd("rm -rf %s/ready/clients.xml", f->dir);
+    assert_int_equal(combine_run(cb, &st), COMBINE_OK);
+    combine_free(cb);
+    assert_int_equal(st.cs_marked, 2);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 2), "shipped");
+    no_inflight(f);
+    store_close(s);
+}
+
 /* 2/3 on the failure path: a run whose mark fails puts back only files of
  * clients that still wait with exactly that XML. */
 static void
@@ -1453,6 +1487,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unmarked_deleted_not_put_back,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_mark_fails_files_back,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_fails_files_back,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_from_dir_walks, fx_setup,
                                         fx_teardown),

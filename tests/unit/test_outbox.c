@@ -361,7 +361,8 @@ test_reconcile(void **state)
     put_client(f, f->k, 2, "{\"Name\":\"stale\"}");
     put_client(f, f->k2, 3, "{\"Name\":\"equal\"}");
     put_client(f, f->k, 4, "{\"Name\":\"shipped\"}");
-    raw_exec(f->db, "UPDATE clients SET state = 'shipped'"
+    raw_exec(f->db, "INSERT INTO import_state(cid, version, state, at)"
+                    " SELECT id, version, 'shipped', 1 FROM clients"
                     " WHERE client_id = 4");
 
     /* Nothing on disk yet: every pending file is written. */

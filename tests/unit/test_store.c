@@ -267,6 +267,12 @@ raw_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+/* SQL: the import state of the clients a WHERE clause that follows
+ * names, for their current version (store.c: import_state). */
+#define SET_STATE(state, batch, at) \
+    "INSERT OR REPLACE INTO import_state(cid, version, state, batch, at)" \
+    " SELECT id, version, " state ", " batch ", " at " FROM clients"
+
 /* ---- tests ------------------------------------------------------------ */
 
 static void
@@ -280,9 +286,9 @@ test_open_schema(void **state)
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master "
                              "WHERE type = 'table' AND name IN ('meta',"
-                             "'clients','outbox')"), 3);
+                             "'clients','outbox','import_state')"), 4);
     mode = raw_text(f->path, "SELECT v FROM meta WHERE k = 'schema_version'");
-    assert_string_equal(mode, "1");
+    assert_string_equal(mode, "2");
     free(mode);
     mode = raw_text(f->path, "PRAGMA journal_mode");
     assert_string_equal(mode, "wal");
@@ -618,10 +624,9 @@ test_version_and_state(void **state)
         struct store_meta m;
         char *st;
 
-        raw_exec(f->path, "UPDATE clients SET state = 'imported',"
-                          " state_batch = 'B7', state_at = 1"
+        raw_exec(f->path, SET_STATE("'imported'", "'B7'", "1")
                           " WHERE client_id = 42");
-        st = raw_text(f->path, "SELECT state FROM clients");
+        st = raw_text(f->path, "SELECT state FROM import_state");
         assert_string_equal(st, "imported");
         free(st);
         usleep(2000);
@@ -637,7 +642,7 @@ test_version_and_state(void **state)
     }
 
     /* A refused change leaves version and state alone. */
-    raw_exec(f->path, "UPDATE clients SET state = 'shipped'");
+    raw_exec(f->path, SET_STATE("'shipped'", "'B7'", "1"));
     assert_int_equal(change(s, ZDEL, "K", 42, NULL, 4, NULL), STORE_NOITEM);
     assert_int_equal(change(s, UREP, "K", 42,
                             "{\"User_Name\":\"v\",\"UserNo\":9}", 0, NULL),
@@ -660,9 +665,8 @@ test_import_state_in_read(void **state)
     struct fx *f = *state;
 
     put(f->s, "A", 5, "{}");
-    raw_exec(f->path, "UPDATE clients SET state = 'imported',"
-                      " state_batch = '20250101T120000Z_1',"
-                      " state_at = 1735732800123");
+    raw_exec(f->path, SET_STATE("'imported'", "'20250101T120000Z_1'",
+                                "1735732800123"));
     assert_read_client(f->s, "A", 5,
                        "{\"client_id\":5,\"info\":{},\"zones\":[],"
                        "\"users\":[]}", "imported", "\"20250101T120000Z_1\"");
@@ -675,8 +679,9 @@ test_import_state_in_read(void **state)
                                "\"updated\":\"2025-01-01T12:00:00.123Z\""));
         sbuf_free(&b);
     }
-    /* state_at NULL: changed_at is shown. */
-    raw_exec(f->path, "UPDATE clients SET state = 'failed', state_at = NULL,"
+    /* A version the state is not about (a change since): pending, at the
+     * time of that change, the last batch still shown. */
+    raw_exec(f->path, "UPDATE clients SET version = version + 1,"
                       " changed_at = 86400999");
     {
         struct sbuf b = {0};
@@ -685,7 +690,7 @@ test_import_state_in_read(void **state)
                          STORE_OK);
         assert_string_equal(b.sb_buf,
                             "{\"client_id\":5,\"info\":{},\"zones\":[],"
-                            "\"users\":[],\"import\":{\"state\":\"failed\","
+                            "\"users\":[],\"import\":{\"state\":\"pending\","
                             "\"batch\":\"20250101T120000Z_1\","
                             "\"updated\":\"1970-01-02T00:00:00.999Z\"}}");
         sbuf_free(&b);
@@ -846,15 +851,18 @@ test_read_import(void **state)
     put(s, "A", 9, "{}");
     put(s, "B", 2, "{}");
     raw_exec(f->path,
-             "UPDATE clients SET state_at = 1700000000000 + client_id;"
-             "UPDATE clients SET state = 'imported', state_batch = 'b1'"
+             "UPDATE clients SET changed_at = 1700000000000 + client_id;"
+             SET_STATE("'imported'", "'b1'", "1700000000000 + client_id")
              " WHERE client_id = 3;"
-             "UPDATE clients SET state = 'failed', state_batch = 'b2'"
+             SET_STATE("'failed'", "'b2'", "1700000000000 + client_id")
              " WHERE client_id = 9;");
 
 #define ROW(id, st, batch, ms) \
     "{\"client_id\":" #id ",\"state\":\"" st "\",\"batch\":" batch \
     ",\"updated\":\"2023-11-14T22:13:20.00" #ms "Z\"}"
+#define ROW_AT(id, st, batch, ms) \
+    "{\"client_id\":" #id ",\"state\":\"" st "\",\"batch\":" batch \
+    ",\"updated\":\"2023-11-14T22:13:20.0" #ms "Z\"}"
 
     assert_int_equal(store_read_import(s, "A", NULL, 0, 100, &b), STORE_OK);
     assert_string_equal(b.sb_buf,
@@ -926,7 +934,94 @@ test_read_import(void **state)
     assert_string_equal(b.sb_buf,
                         "{\"clients\":[],\"count\":0,\"next_after\":null}");
     sbuf_free(&b);
+}
+
+/* A database of schema version 1 (the import state in the clients row,
+ * before 2026-11-26) opens as version 2 with every client's state, batch
+ * and time as they were; a second open changes nothing. */
+static void
+test_migrate_v1(void **state)
+{
+    char path[PATH_MAX], err[256] = "", *v;
+    struct store *s;
+    struct sbuf b = {0};
+    sqlite3 *db = NULL;
+    int i;
+
+    (void)state;
+    snprintf(path, sizeof path, "%s/v1.sqlite", tmpdir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;"
+        "CREATE TABLE clients(id INTEGER PRIMARY KEY,"
+        "  key_name TEXT NOT NULL, client_id INTEGER NOT NULL,"
+        "  version INTEGER NOT NULL, changed_at INTEGER NOT NULL,"
+        "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN"
+        "    ('pending','shipped','imported','failed')),"
+        "  state_batch TEXT, state_at INTEGER, info TEXT NOT NULL,"
+        "  zones TEXT NOT NULL DEFAULT '[]',"
+        "  users TEXT NOT NULL DEFAULT '[]', UNIQUE(key_name, client_id));"
+        "CREATE TABLE tombstones(key_name TEXT NOT NULL,"
+        "  client_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+        "  PRIMARY KEY(key_name, client_id)) WITHOUT ROWID;"
+        "CREATE TABLE outbox(cid INTEGER PRIMARY KEY REFERENCES"
+        "  clients(id) ON DELETE CASCADE, version INTEGER NOT NULL,"
+        "  xml BLOB NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', '1');"
+        "INSERT INTO clients(key_name, client_id, version, changed_at, state,"
+        "  state_batch, state_at, info) VALUES"
+        "  ('A', 1, 1, 1700000000001, 'pending', NULL, 1700000000001, '{}'),"
+        "  ('A', 2, 4, 1700000000002, 'pending', 'b1', 1700000000002, '{}'),"
+        "  ('A', 3, 2, 1700000000003, 'shipped', 'b2', 1700000000013, '{}'),"
+        "  ('A', 4, 7, 1700000000004, 'imported', 'b2', 1700000000014,"
+        "   '{}'),"
+        "  ('A', 5, 3, 1700000000005, 'failed', 'b3', NULL, '{}'),"
+        "  ('B', 1, 1, 1700000000006, 'imported', 'b4', 1700000000016,"
+        "   '{}');"
+        "INSERT INTO outbox SELECT id, version, '<x/>' FROM clients;",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    for (i = 0; i < 2; i++) {
+        assert_non_null(s = store_open(path, 0, err, sizeof err));
+        v = raw_text(path, "SELECT v FROM meta WHERE k = 'schema_version'");
+        assert_string_equal(v, "2");
+        free(v);
+        assert_int_equal(raw_int(path, "SELECT count(*) FROM"
+                                 " pragma_table_info('clients')"
+                                 " WHERE name LIKE 'state%'"), 0);
+        assert_int_equal(store_read_import(s, "A", NULL, 0, 100, &b),
+                         STORE_OK);
+        assert_string_equal(b.sb_buf, "{\"clients\":["
+                            ROW(1, "pending", "null", 1) ","
+                            ROW(2, "pending", "\"b1\"", 2) ","
+                            ROW_AT(3, "shipped", "\"b2\"", 13) ","
+                            ROW_AT(4, "imported", "\"b2\"", 14) ","
+                            ROW(5, "failed", "\"b3\"", 5) "],"
+                            "\"count\":5,\"next_after\":null}");
+        sbuf_free(&b);
+        assert_int_equal(store_read_import(s, "B", NULL, 0, 100, &b),
+                         STORE_OK);
+        assert_string_equal(b.sb_buf, i == 0
+                            ? "{\"clients\":["
+                              ROW_AT(1, "imported", "\"b4\"", 16) "],"
+                              "\"count\":1,\"next_after\":null}"
+                            : "{\"clients\":["
+                              ROW_AT(1, "pending", "\"b4\"", 16) "],"
+                              "\"count\":1,\"next_after\":null}");
+        sbuf_free(&b);
+        /* A change makes it pending again; the next open keeps that. */
+        if (i == 0)
+            assert_int_equal(change(s, PATCH, "B", 1, "{\"Name\":\"n\"}",
+                                    0, NULL), STORE_OK);
+        store_close(s);
+        if (i == 0)
+            raw_exec(path, "UPDATE clients SET changed_at = 1700000000016"
+                           " WHERE key_name = 'B'");
+    }
 #undef ROW
+#undef ROW_AT
 }
 
 static void
@@ -1029,7 +1124,7 @@ test_foreach_pending(void **state)
     usleep(3000);
     put(s, "A", 5, "{}");
     set_xml(s, "A", 5, "<a5/>");
-    raw_exec(f->path, "UPDATE clients SET state = 'shipped'"
+    raw_exec(f->path, SET_STATE("'shipped'", "'b'", "1")
                       " WHERE client_id = 5");
     usleep(3000);
     /* Client 1 changes again: now the newest. */
@@ -1140,6 +1235,7 @@ main(void)
         FX(test_xml),
         FX(test_foreach_pending),
         FX(test_version_survives_delete),
+        cmocka_unit_test(test_migrate_v1),
         cmocka_unit_test(test_sbuf),
     };
 
