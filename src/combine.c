@@ -1414,7 +1414,7 @@ reconcile_one(struct combine *cb, const char *key, int64_t cid,
  * all at once: each selection walks XML_DIR and keeps, in a heap of at most
  * FD_SEL files, the oldest ones after the last file taken (and not after
  * the newest file of the first walk: files written during the run wait for
- * the next one); two threads share a walk, a heap each. Each file is moved
+ * the next one); two threads share a walk and its heap. Each file is moved
  * to its in-flight name, read once into a reused buffer, checked
  * (rowcheck_doc) and its Row copied
  * from that buffer to the combined file at once; a Row that a later one of
@@ -1454,6 +1454,7 @@ struct fd_sel {
     struct timespec s_lo_t, s_hi_t;     /* after lo, not after hi */
     char *s_lo, *s_hi;
     size_t s_seen;              /* files after lo in this walk */
+    pthread_mutex_t *s_mu;      /* while two threads share the walk */
 };
 
 static void
@@ -1476,19 +1477,15 @@ heap_down(struct fd_entry *e, size_t n, size_t i)
     }
 }
 
+/* A file of the walk, its stat in st: counted, and kept if among the
+ * oldest wanted. 0, or -1 (no memory). */
 static int
-fd_select_one(void *arg, const char *rel, enum walk_kind k, int dfd,
-              const char *name)
+fd_sel_add(struct fd_sel *s, const char *rel, const struct stat *st)
 {
-    struct fd_sel *s = arg;
+    struct stat sb = *st;
     struct fd_entry n;
-    struct stat sb;
     size_t i;
 
-    (void)k;
-    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-        !S_ISREG(sb.st_mode))
-        return 0;
     if (s->s_have_lo &&
         fd_keycmp(&sb.st_mtim, rel, &s->s_lo_t, s->s_lo) <= 0)
         return 0;       /* taken already */
@@ -1534,10 +1531,32 @@ fd_select_one(void *arg, const char *rel, enum walk_kind k, int dfd,
     return 0;
 }
 
+/* walk_fn of a selection: the stat outside the lock (the costly part: a
+ * lookup in the folder), the heap under it (two threads share a walk). */
+static int
+fd_select_one(void *arg, const char *rel, enum walk_kind k, int dfd,
+              const char *name)
+{
+    struct fd_sel *s = arg;
+    struct stat sb;
+    int rc;
+
+    (void)k;
+    if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(sb.st_mode))
+        return 0;
+    if (s->s_mu != NULL)
+        pthread_mutex_lock(s->s_mu);
+    rc = fd_sel_add(s, rel, &sb);
+    if (s->s_mu != NULL)
+        pthread_mutex_unlock(s->s_mu);
+    return rc;
+}
+
 /* The second half of a selection's walk (names whose hash is odd). */
 struct sel_half {
     struct combine *h_cb;
-    struct fd_sel h_s;
+    struct fd_sel *h_s;
     int h_rc;
     pthread_t h_t;
 };
@@ -1548,7 +1567,7 @@ sel_half_main(void *arg)
     struct sel_half *h = arg;
 
     h->h_rc = walk(h->h_cb->cb_cfg->cc_xml_dir, "", 1u << WK_XML, 1, 2,
-                   fd_select_one, &h->h_s);
+                   fd_select_one, h->h_s);
     return NULL;
 }
 
@@ -1566,64 +1585,35 @@ fd_sel_clear(struct fd_sel *s)
 static int
 fd_select(struct combine *cb, struct fd_sel *s)
 {
-    struct sel_half h;
-    struct fd_entry *e = s->s_e, *m = NULL;
-    size_t i, n;
-    int rc, started;
+    struct sel_half h = {.h_cb = cb, .h_s = s};
+    pthread_mutex_t mu;
+    int rc, started = 0;
 
     fd_sel_clear(s);
     s->s_seen = 0;
-    /* the other half of the names on a thread of its own (each file costs
-     * a stat: a lookup in its folder); its own heap, the same bounds */
-    memset(&h, 0, sizeof(h));
-    h.h_cb = cb;
-    h.h_s = *s;
-    if (!s->s_have_hi)
-        h.h_s.s_hi = NULL;      /* its own newest; shared once bounded */
-    started = (h.h_s.s_e = calloc(s->s_cap, sizeof(*e))) != NULL &&
-              pthread_create(&h.h_t, NULL, sel_half_main, &h) == 0;
+    /* half of the names on a thread of its own: each file costs a stat (a
+     * lookup in its folder); one heap, under a lock */
+    if (pthread_mutex_init(&mu, NULL) == 0) {
+        s->s_mu = &mu;
+        if (!(started = pthread_create(&h.h_t, NULL, sel_half_main,
+                                       &h) == 0)) {
+            s->s_mu = NULL;
+            pthread_mutex_destroy(&mu);
+        }
+    }
     rc = walk(cb->cb_cfg->cc_xml_dir, "", 1u << WK_XML, 0, started ? 2 : 1,
               fd_select_one, s);
-    n = s->s_n;
     if (started) {
         pthread_join(h.h_t, NULL);
-        n += h.h_s.s_n;
-        /* both heaps in one array: s_e when they fit (it holds FD_SEL) */
-        if (rc == 0 && h.h_rc == 0 &&
-            (n <= FD_SEL || (m = e = malloc(n * sizeof(*e))) != NULL)) {
-            if (m != NULL)
-                memcpy(m, s->s_e, s->s_n * sizeof(*e));
-            memcpy(e + s->s_n, h.h_s.s_e, h.h_s.s_n * sizeof(*e));
-            s->s_seen += h.h_s.s_seen;
-            if (!s->s_have_hi && h.h_s.s_hi != NULL &&
-                (s->s_hi == NULL || fd_keycmp(&h.h_s.s_hi_t, h.h_s.s_hi,
-                                              &s->s_hi_t, s->s_hi) > 0)) {
-                free(s->s_hi);
-                s->s_hi = h.h_s.s_hi;
-                s->s_hi_t = h.h_s.s_hi_t;
-                h.h_s.s_hi = NULL;
-            }
-        } else {
-            for (i = 0; i < h.h_s.s_n; i++)
-                free(h.h_s.s_e[i].fe_rel);
+        s->s_mu = NULL;
+        pthread_mutex_destroy(&mu);
+        if (h.h_rc < 0)
             rc = -1;
-        }
-        if (!s->s_have_hi)
-            free(h.h_s.s_hi);
     }
-    free(h.h_s.s_e);
     if (rc < 0)
-        return -1;      /* s's names: fd_sel_clear */
+        return -1;
     s->s_have_hi = s->s_hi != NULL;
-    /* sorted; the oldest s_cap kept */
-    qsort(e, n, sizeof(*e), fd_cmp);
-    for (i = s->s_cap; i < n; i++)
-        free(e[i].fe_rel);
-    s->s_n = n < s->s_cap ? n : s->s_cap;
-    if (m != NULL) {
-        memcpy(s->s_e, m, s->s_n * sizeof(*e));
-        free(m);
-    }
+    qsort(s->s_e, s->s_n, sizeof(*s->s_e), fd_cmp);
     return 0;
 }
 
