@@ -241,14 +241,14 @@ store_open(const char *path, unsigned flags, char *err, size_t errlen)
      * schema check past the busy timeout's reach (seen: the combiner
      * starting while the API restarts after a kill -9): try again. */
     for (tries = 0;; tries++) {
-        if (store_setup(s, flags) == 0)
+        if (store_setup(s, flags) == 0 && (v = schema_version(s)) >= 0)
             break;
         rc = sqlite3_errcode(s->st_db) & 0xff;
         if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 50)
             goto fail_db;
         usleep(100000);
     }
-    if ((v = schema_version(s)) != SCHEMA_VERSION) {
+    if (v != SCHEMA_VERSION) {
         snprintf(err, errlen, "%s: schema version %d, this program uses %d%s",
                  path, v, SCHEMA_VERSION, v < SCHEMA_VERSION
                  ? ": open it once with patriot-api or patriot-combine "

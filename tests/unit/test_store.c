@@ -983,6 +983,9 @@ test_migrate_v1(void **state)
         NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
+    /* read-only: refused, saying what to do (it cannot migrate) */
+    assert_null(store_open(path, STORE_READONLY, err, sizeof err));
+    assert_non_null(strstr(err, "schema version 1, this program uses 2"));
     for (i = 0; i < 2; i++) {
         assert_non_null(s = store_open(path, 0, err, sizeof err));
         v = raw_text(path, "SELECT v FROM meta WHERE k = 'schema_version'");
