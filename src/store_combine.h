@@ -51,7 +51,7 @@ int store_combine_mark_one(struct store_mark *m, const char *key,
 /*
  * A Row of an earlier batch carried into batch: its shipped record moves
  * to batch and, if the client is still shipped at that version, its
- * state_batch too. STORE_OK (also for an id not shipped by us) or
+ * import state's batch too. STORE_OK (also for an id not shipped by us) or
  * STORE_ERROR.
  */
 int store_combine_mark_refold(struct store_mark *m, const char *xml_id,
