@@ -1482,35 +1482,34 @@ heap_down(struct fd_entry *e, size_t n, size_t i)
 static int
 fd_sel_add(struct fd_sel *s, const char *rel, const struct stat *st)
 {
-    struct stat sb = *st;
     struct fd_entry n;
     size_t i;
 
     if (s->s_have_lo &&
-        fd_keycmp(&sb.st_mtim, rel, &s->s_lo_t, s->s_lo) <= 0)
+        fd_keycmp(&st->st_mtim, rel, &s->s_lo_t, s->s_lo) <= 0)
         return 0;       /* taken already */
     if (s->s_have_hi &&
-        fd_keycmp(&sb.st_mtim, rel, &s->s_hi_t, s->s_hi) > 0)
+        fd_keycmp(&st->st_mtim, rel, &s->s_hi_t, s->s_hi) > 0)
         return 0;       /* newer than the run */
     s->s_seen++;
     if (!s->s_have_hi) {    /* the first walk: the newest file bounds */
         if (s->s_hi == NULL ||
-            fd_keycmp(&sb.st_mtim, rel, &s->s_hi_t, s->s_hi) > 0) {
+            fd_keycmp(&st->st_mtim, rel, &s->s_hi_t, s->s_hi) > 0) {
             char *h = strdup(rel);
 
             if (h == NULL)
                 return -1;
             free(s->s_hi);
             s->s_hi = h;
-            s->s_hi_t = sb.st_mtim;
+            s->s_hi_t = st->st_mtim;
         }
     }
     if (s->s_n == s->s_cap &&
-        fd_keycmp(&sb.st_mtim, rel, &s->s_e[0].fe_mtime,
+        fd_keycmp(&st->st_mtim, rel, &s->s_e[0].fe_mtime,
                   s->s_e[0].fe_rel) >= 0)
         return 0;       /* not among the oldest */
-    n.fe_mtime = sb.st_mtim;
-    n.fe_size = sb.st_size;
+    n.fe_mtime = st->st_mtim;
+    n.fe_size = st->st_size;
     if ((n.fe_rel = strdup(rel)) == NULL)
         return -1;
     if (s->s_n == s->s_cap) {   /* replace the newest kept */

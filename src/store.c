@@ -150,24 +150,21 @@ store_now_ms(void)
 
 /* ---- connection ------------------------------------------------------ */
 
-/* The schema version the database says it has: 0 if none, -1 on error. */
+/* The schema version the database says it has: 0 if none, -1 on error
+ * (sqlite3_errcode says). */
 static int
 schema_version(struct store *s)
 {
-    sqlite3_stmt *st = NULL;
-    int v = -1, rc;
+    char v[16];
 
-    if (sqlite3_prepare_v2(s->st_db,
-                           "SELECT v FROM meta WHERE k = 'schema_version'",
-                           -1, &st, NULL) != SQLITE_OK)
+    switch (store_meta_get(s, "schema_version", v, sizeof(v))) {
+    case STORE_OK:
+        return atoi(v);
+    case STORE_NOTFOUND:
+        return 0;
+    default:
         return -1;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        v = atoi((const char *)sqlite3_column_text(st, 0));
-    else if (rc == SQLITE_DONE)
-        v = 0;
-    sqlite3_finalize(st);
-    return v;
+    }
 }
 
 /* Bring a database of an older schema to SCHEMA_VERSION, in one
@@ -183,10 +180,10 @@ store_migrate(struct store *s)
     if (store_exec(s, "BEGIN IMMEDIATE") < 0)
         return -1;
     if ((v = schema_version(s)) == 1) {
-        if (store_exec(s, migrate_v1_sql) < 0) {
-            (void)store_exec(s, "ROLLBACK");
+        /* on failure the transaction stays open, so that sqlite3_errmsg
+         * still names the error: store_open rolls it back */
+        if (store_exec(s, migrate_v1_sql) < 0)
             return -1;
-        }
         log_info("store: schema version 1 -> 2 (import state in its own "
                  "table)");
     }
@@ -245,7 +242,9 @@ store_open(const char *path, unsigned flags, char *err, size_t errlen)
             break;
         rc = sqlite3_errcode(s->st_db) & 0xff;
         if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 50)
-            goto fail_db;
+            goto fail_db;       /* store_close rolls back what is open */
+        if (!sqlite3_get_autocommit(s->st_db))
+            (void)store_exec(s, "ROLLBACK");
         usleep(100000);
     }
     if (v != SCHEMA_VERSION) {
