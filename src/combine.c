@@ -2885,14 +2885,31 @@ done:
 
 /* ---- marking (DB mode) ---------------------------------------------- */
 
+/* A client of the batch that changed meanwhile: its record not marked. */
+static int
+mark_undo(void *arg, size_t seq)
+{
+    struct ledger *lg = arg;
+    struct lrec r;
+
+    if (lg_read(lg, &r, 1, seq) != 1)
+        return -1;
+    r.lr_flags &= ~(uint32_t)LR_MARKED;
+    return lg_pwrite(lg, &r, 1, seq);
+}
+
 /*
  * In one transaction (the writer lock: nothing changes meanwhile), every
  * local Row written and not superseded is marked shipped if its client
  * still waits at the version written (and its XML has the length
  * written): (key, client, version) names one content for ever, the store
- * goes on counting a deleted client's versions. The ledger is read in
- * blocks and LR_MARKED written back. Folded Rows not superseded move to
- * this batch. 0 or -1 (logged; nothing marked).
+ * goes on counting a deleted client's versions. The local Rows are added
+ * to the mark as the ledger is read in blocks, flagged LR_MARKED and
+ * written back, then marked all at once (store_combine_mark_apply), the
+ * flag taken back from each client that changed meanwhile (mark_undo):
+ * the flags count only when this returns 0. Folded Rows not superseded
+ * move to this batch, one at a time (few). 0 or -1 (logged; nothing
+ * marked).
  */
 static int
 mark_db(struct combine *cb)
@@ -2901,7 +2918,7 @@ mark_db(struct combine *cb)
     struct lrec *r = NULL;
     size_t at = 0, i, marked = 0;
     ssize_t got;
-    int changed, dirty;
+    int dirty;
 
     if (lg_flush(cb->cb_lg) < 0 ||
         (r = malloc(LG_BLOCK * sizeof(*r))) == NULL) {
@@ -2924,22 +2941,20 @@ mark_db(struct combine *cb)
                     goto fail;
                 continue;
             }
-            if (store_combine_mark_one(m, r[i].lr_key, r[i].lr_cid,
+            if (store_combine_mark_add(m, at + i, r[i].lr_key, r[i].lr_cid,
                                        r[i].lr_version, r[i].lr_xlen,
-                                       r[i].lr_id, cb->cb_batch,
-                                       cb->cb_now_ms, &changed) != STORE_OK)
+                                       r[i].lr_id) != STORE_OK)
                 goto fail;
-            if (changed) {
-                r[i].lr_flags |= LR_MARKED;
-                dirty = 1;
-                marked++;
-            }
+            r[i].lr_flags |= LR_MARKED;
+            dirty = 1;
         }
         if (dirty && lg_pwrite(cb->cb_lg, r, (size_t)got, at) < 0)
             goto fail;
         at += (size_t)got;
     }
-    if (got < 0)
+    if (got < 0 ||
+        store_combine_mark_apply(m, cb->cb_batch, cb->cb_now_ms, &marked,
+                                 mark_undo, cb->cb_lg) != STORE_OK)
         goto fail;
     store_combine_mark_end(m);
     m = NULL;

@@ -5,8 +5,8 @@
  * Statements are prepared per call with sqlite3_prepare_v2 (about 9 us
  * each) and finalized before returning: store_close() finalizes only the
  * statements of store.c's table, and the combiner runs once an hour. The
- * per-client statements of the mark transaction are the exception: a
- * struct store_mark prepares them once for the whole batch.
+ * statements of the mark transaction are the exception: a struct
+ * store_mark prepares them once for the whole batch.
  */
 #include "store_int.h"
 #include "store_combine.h"
@@ -194,8 +194,8 @@ store_combine_counts(struct store *s, int64_t counts[4])
 /* ---- the mark transaction (store_combine.h) ---- */
 
 enum {
-    MK_MARK, MK_SHIPPED, MK_REFOLD_CLIENT, MK_REFOLD_SHIPPED,
-    MK_RESULT_GET, MK_RESULT_SET, MK_N
+    MK_ADD, MK_ELIGIBLE, MK_APPLY, MK_SHIPPED, MK_UNMARKED,
+    MK_REFOLD_CLIENT, MK_REFOLD_SHIPPED, MK_RESULT_GET, MK_RESULT_SET, MK_N
 };
 
 struct store_mark {
@@ -203,23 +203,55 @@ struct store_mark {
     sqlite3_stmt *m_st[MK_N];
 };
 
+/*
+ * The batch to mark is gathered in a TEMP table of the connection (a
+ * file of SQLite's own, not the database: no lock, memory bounded by
+ * SQLite's cache), then marked by three statements over all of it.
+ * 100,000 clients, alone on the machine: 1.1 s against 1.1-1.6 s for two
+ * statements per client; in the run, beside the removal of the files,
+ * the record phase went from 2.3-2.7 s to 1.5-1.8 s.
+ */
+static const char *mark_temp_sql =
+    "CREATE TEMP TABLE IF NOT EXISTS mark_batch("
+    "  seq INTEGER PRIMARY KEY,"
+    "  key_name TEXT NOT NULL,"
+    "  client_id INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  xlen INTEGER NOT NULL,"
+    "  xml_id TEXT NOT NULL,"
+    "  cid INTEGER);"           /* clients.id once found eligible */
+    "DELETE FROM temp.mark_batch;";
+
 static const char *mark_sql[MK_N] = {
-    /* Shipped: the client still at the version picked, pending or
-     * failed, its stored XML the one shipped. A narrow row of its own
-     * (store.c: import_state), never the client's wide row. */
-    [MK_MARK] =
-        "INSERT INTO import_state(cid, version, state, batch, at)"
-        " SELECT c.id, ?3, 'shipped', ?4, ?5 FROM clients c"
-        " WHERE c.key_name = ?1 AND c.client_id = ?2 AND c.version = ?3"
+    [MK_ADD] =
+        "INSERT INTO temp.mark_batch(seq, key_name, client_id, version,"
+        " xlen, xml_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    /* Eligible: the client still at the version picked, pending or
+     * failed, its stored XML the one shipped. */
+    [MK_ELIGIBLE] =
+        "UPDATE temp.mark_batch SET cid = c.id FROM clients c"
+        " WHERE c.key_name = mark_batch.key_name"
+        " AND c.client_id = mark_batch.client_id"
+        " AND c.version = mark_batch.version"
         " AND NOT EXISTS(SELECT 1 FROM import_state s WHERE s.cid = c.id"
-        " AND s.version = ?3 AND s.state <> 'failed')"
+        " AND s.version = mark_batch.version AND s.state <> 'failed')"
         " AND EXISTS(SELECT 1 FROM outbox o WHERE o.cid = c.id"
-        " AND o.version = ?3 AND length(o.xml) = ?6)"
+        " AND o.version = mark_batch.version"
+        " AND length(o.xml) = mark_batch.xlen)",
+    /* Shipped: a narrow row of its own (store.c: import_state), never
+     * the client's wide row. */
+    [MK_APPLY] =
+        "INSERT INTO import_state(cid, version, state, batch, at)"
+        " SELECT cid, version, 'shipped', ?1, ?2 FROM temp.mark_batch"
+        " WHERE cid IS NOT NULL"
         " ON CONFLICT(cid) DO UPDATE SET version = excluded.version,"
         " state = excluded.state, batch = excluded.batch, at = excluded.at",
     [MK_SHIPPED] =
         "INSERT OR REPLACE INTO shipped(xml_id, key_name, client_id,"
-        " version, batch) VALUES(?1, ?2, ?3, ?4, ?5)",
+        " version, batch) SELECT xml_id, key_name, client_id, version, ?1"
+        " FROM temp.mark_batch WHERE cid IS NOT NULL",
+    [MK_UNMARKED] =
+        "SELECT seq FROM temp.mark_batch WHERE cid IS NULL ORDER BY seq",
     [MK_REFOLD_CLIENT] =
         "UPDATE import_state SET batch = ?2, at = ?3 FROM shipped sh,"
         " clients c WHERE sh.xml_id = ?1 AND c.key_name = sh.key_name"
@@ -249,6 +281,10 @@ store_combine_mark_begin(struct store *s)
         return NULL;
     }
     m->m_s = s;
+    if (store_exec(s, mark_temp_sql) < 0) {
+        free(m);
+        return NULL;
+    }
     for (i = 0; i < MK_N; i++) {
         if ((m->m_st[i] = prep(s, mark_sql[i])) == NULL) {
             store_combine_mark_end(m);
@@ -286,31 +322,53 @@ mark_step(struct store_mark *m, sqlite3_stmt *st)
 }
 
 int
-store_combine_mark_one(struct store_mark *m, const char *key, int64_t cid,
-                       int64_t version, size_t xlen, const char *xml_id,
-                       const char *batch, int64_t at_ms, int *changed)
+store_combine_mark_add(struct store_mark *m, size_t seq, const char *key,
+                       int64_t cid, int64_t version, size_t xlen,
+                       const char *xml_id)
 {
-    sqlite3_stmt *st = m->m_st[MK_MARK];
+    sqlite3_stmt *st = m->m_st[MK_ADD];
 
-    *changed = 0;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cid);
-    sqlite3_bind_int64(st, 3, version);
-    sqlite3_bind_text(st, 4, batch, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, at_ms);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)xlen);
-    if (mark_step(m, st) < 0)
-        return STORE_ERROR;
-    if (sqlite3_changes(m->m_s->st_db) == 0)
-        return STORE_OK;
-    *changed = 1;
-    st = m->m_st[MK_SHIPPED];
-    sqlite3_bind_text(st, 1, xml_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, cid);
     sqlite3_bind_int64(st, 4, version);
-    sqlite3_bind_text(st, 5, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)xlen);
+    sqlite3_bind_text(st, 6, xml_id, -1, SQLITE_STATIC);
     return mark_step(m, st) < 0 ? STORE_ERROR : STORE_OK;
+}
+
+int
+store_combine_mark_apply(struct store_mark *m, const char *batch,
+                         int64_t at_ms, size_t *marked,
+                         int (*unmarked)(void *arg, size_t seq), void *arg)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *marked = 0;
+    if (mark_step(m, m->m_st[MK_ELIGIBLE]) < 0)
+        return STORE_ERROR;
+    st = m->m_st[MK_APPLY];
+    sqlite3_bind_text(st, 1, batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at_ms);
+    if (mark_step(m, st) < 0)
+        return STORE_ERROR;
+    *marked = (size_t)sqlite3_changes64(m->m_s->st_db);
+    st = m->m_st[MK_SHIPPED];
+    sqlite3_bind_text(st, 1, batch, -1, SQLITE_STATIC);
+    if (mark_step(m, st) < 0)
+        return STORE_ERROR;
+    st = m->m_st[MK_UNMARKED];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (unmarked(arg, (size_t)sqlite3_column_int64(st, 0)) < 0)
+            break;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        if (rc != SQLITE_ROW)
+            log_warnx("store_combine: %s", sqlite3_errmsg(m->m_s->st_db));
+        return STORE_ERROR;
+    }
+    return STORE_OK;
 }
 
 int

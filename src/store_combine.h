@@ -36,17 +36,29 @@ struct store_mark *store_combine_mark_begin(struct store *s);
 void store_combine_mark_end(struct store_mark *m);
 
 /*
- * Mark one client shipped in batch at at_ms if it still waits at version
- * and its XML at that version is xlen bytes long ((key, client, version)
- * names one content for ever: the store goes on counting the versions of a
- * deleted client; the length is a second guard), and record xml_id ->
- * (key, cid, version, batch). *changed = 1 when marked, 0 when the client
- * changed meanwhile. STORE_OK or STORE_ERROR.
+ * Add one client of the batch to mark, by the caller's sequence number
+ * seq (unique in the batch): it is marked by store_combine_mark_apply if
+ * it still waits at version and its XML at that version is xlen bytes
+ * long ((key, client, version) names one content for ever: the store goes
+ * on counting the versions of a deleted client; the length is a second
+ * guard), and xml_id -> (key, cid, version, batch) is recorded.
+ * STORE_OK or STORE_ERROR.
  */
-int store_combine_mark_one(struct store_mark *m, const char *key,
+int store_combine_mark_add(struct store_mark *m, size_t seq, const char *key,
                            int64_t cid, int64_t version, size_t xlen,
-                           const char *xml_id, const char *batch,
-                           int64_t at_ms, int *changed);
+                           const char *xml_id);
+
+/*
+ * Mark every client added shipped in batch at at_ms (those still
+ * waiting as added); *marked = how many. Then unmarked(arg, seq) is
+ * called for each client added that was not marked (it changed
+ * meanwhile), in seq order; its -1 stops that (STORE_ERROR).
+ * STORE_OK or STORE_ERROR.
+ */
+int store_combine_mark_apply(struct store_mark *m, const char *batch,
+                             int64_t at_ms, size_t *marked,
+                             int (*unmarked)(void *arg, size_t seq),
+                             void *arg);
 
 /*
  * A Row of an earlier batch carried into batch: its shipped record moves

@@ -30,6 +30,7 @@
 #include "combine.h"
 #include "smb.h"
 #include "store.h"
+#include "store_combine.h"
 #include "store_int.h"
 
 /* ---- results -------------------------------------------------------- */
@@ -1179,6 +1180,124 @@ test_unmarked_deleted_not_put_back(void **state)
     store_close(s);
 }
 
+/* ---- the mark, on its own ------------------------------------------- */
+
+struct unmarked {
+    size_t u_seq[8];
+    size_t u_n;
+};
+
+static int
+unmarked_one(void *arg, size_t seq)
+{
+    struct unmarked *u = arg;
+
+    assert_true(u->u_n < 8);
+    u->u_seq[u->u_n++] = seq;
+    return 0;
+}
+
+static int64_t
+sql_int(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t v;
+
+    assert_int_equal(sqlite3_prepare_v2(s->st_db, sql, -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* store_combine_mark_add/apply: of the clients added, only those still
+ * waiting (pending, or failed) at the version added, with an XML of the
+ * length added, are marked and recorded in shipped; the others come back
+ * in seq order. A second session on the same connection starts empty. */
+static void
+test_mark_set(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_db(f);
+    struct unmarked u = {{0}, 0};
+    struct store_mark *m;
+    char xml[512];
+    size_t marked, len;
+    int i;
+
+    assert_int_equal(store_combine_init(s), 0);
+    for (i = 1; i <= 6; i++)
+        put(s, "Alarm24", i, "BASE11", "v1");
+    xml_of(xml, sizeof(xml), 1, "BASE11", "v1");
+    len = strlen(xml);          /* the same for clients 1-6 */
+    put(s, "Alarm24", 2, "BASE11", "v2");           /* changed since */
+    delete_client(s, "Alarm24", 3);                 /* deleted */
+    assert_int_equal(store_exec(s, "INSERT INTO import_state(cid, version,"
+                                   " state, batch, at) SELECT id, 1,"
+                                   " 'shipped', 'B0', 1 FROM clients"
+                                   " WHERE client_id = 5"),
+                     0);
+    assert_int_equal(store_exec(s, "INSERT INTO import_state(cid, version,"
+                                   " state, batch, at) SELECT id, 1,"
+                                   " 'failed', 'B0', 1 FROM clients"
+                                   " WHERE client_id = 6"),
+                     0);
+
+    assert_int_equal(store_begin(s), 0);
+    assert_non_null(m = store_combine_mark_begin(s));
+    assert_int_equal(store_combine_mark_add(m, 10, "Alarm24", 1, 1, len,
+                                            "1BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_add(m, 11, "Alarm24", 2, 1, len,
+                                            "2BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_add(m, 12, "Alarm24", 3, 1, len,
+                                            "3BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_add(m, 13, "Alarm24", 4, 1, len + 1,
+                                            "4BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_add(m, 14, "Alarm24", 5, 1, len,
+                                            "5BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_add(m, 15, "Alarm24", 6, 1, len,
+                                            "6BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_apply(m, "B1", 2, &marked,
+                                              unmarked_one, &u), STORE_OK);
+    store_combine_mark_end(m);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(marked, 2);
+    assert_int_equal(u.u_n, 4);
+    assert_int_equal(u.u_seq[0], 11);
+    assert_int_equal(u.u_seq[1], 12);
+    assert_int_equal(u.u_seq[2], 13);
+    assert_int_equal(u.u_seq[3], 14);
+    assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
+    assert_string_equal(state_of(s, "Alarm24", 2), "pending");
+    assert_string_equal(state_of(s, "Alarm24", 4), "pending");
+    assert_string_equal(state_of(s, "Alarm24", 6), "shipped");
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM import_state"
+                                " WHERE batch = 'B1'"), 2);
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM import_state"
+                                " WHERE batch = 'B0'"), 1);     /* 5 kept */
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM shipped"), 2);
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM shipped WHERE"
+                                " xml_id IN ('1BASE11', '6BASE11')"
+                                " AND batch = 'B1' AND version = 1"), 2);
+
+    /* a second session: nothing left of the first */
+    u.u_n = 0;
+    assert_int_equal(store_begin(s), 0);
+    assert_non_null(m = store_combine_mark_begin(s));
+    assert_int_equal(store_combine_mark_add(m, 0, "Alarm24", 4, 1, len,
+                                            "4BASE11"), STORE_OK);
+    assert_int_equal(store_combine_mark_apply(m, "B2", 3, &marked,
+                                              unmarked_one, &u), STORE_OK);
+    store_combine_mark_end(m);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(marked, 1);
+    assert_int_equal(u.u_n, 0);
+    assert_string_equal(state_of(s, "Alarm24", 4), "shipped");
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM shipped"), 3);
+    store_close(s);
+}
+
 /* ---- bounded memory (issue 4: flat whatever the batch) --------------- */
 
 /* 4a. --from-dir takes its files a few at a time (here 3 per walk of
@@ -1495,6 +1614,7 @@ main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shipped_copy_removed, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_mark_set, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unmarked_deleted_not_put_back,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_mark_fails_files_back,
