@@ -184,9 +184,17 @@ rowcheck_state_free(struct rowcheck_state *st)
     st->sx_n = st->sx_cap = 0;
 }
 
+/* The high bit of each byte of w (every byte below 0x80) that is 0. */
+static uint64_t
+zero_bytes(uint64_t w)
+{
+    return ~(w + 0x7F7F7F7F7F7F7F7FULL) & 0x8080808080808080ULL;
+}
+
 /*
  * model_text_ok with a fast path: 8 bytes at a time while none is below
- * 0x20 or above 0x7F (the bulk of a client file); any other character
+ * 0x20 or above 0x7F (the bulk of a client file), or while all are below
+ * 0x80 and those below 0x20 are TAB, LF or CR; any other character
  * is checked alone (TAB, LF, CR and printable ASCII inline, others by
  * model_text_ok), so the verdict is exactly model_text_ok's.
  * (w - 0x20 in every byte) sets a byte's high bit when the byte is below
@@ -205,6 +213,17 @@ rowcheck_text_ok(const char *s, size_t n)
         if (n - i >= 8) {
             memcpy(&w, s + i, 8);
             if (((w | (w - low)) & high) == 0) {
+                i += 8;
+                continue;
+            }
+            /* ASCII with a control byte: legal if each is TAB, LF or CR
+             * (the line ends and indents of every document). The sums
+             * cannot carry out of a byte below 0x80: exact per byte. */
+            if ((w & high) == 0 &&
+                (~(w + 0x6060606060606060ULL) & high &
+                 ~(zero_bytes(w ^ 0x0909090909090909ULL) |
+                   zero_bytes(w ^ 0x0A0A0A0A0A0A0A0AULL) |
+                   zero_bytes(w ^ 0x0D0D0D0D0D0D0D0DULL))) == 0) {
                 i += 8;
                 continue;
             }
@@ -759,12 +778,23 @@ d_scan(struct dscan *d, const unsigned char *base, size_t *off, size_t *rlen,
             name = d->d_p;
             if (d->d_depth == 0)
                 return -1;
-            if ((n = d_name(d)) <= 0)
-                return n == RC_STRICT ? RC_STRICT : -1;
             nl = d->d_open[2 * (d->d_depth - 1) + 1];
-            if ((size_t)n != nl ||
-                memcmp(name, base + d->d_open[2 * (d->d_depth - 1)], nl) != 0)
-                return -1;
+            if ((size_t)(d->d_end - name) > nl &&
+                memcmp(name, base + d->d_open[2 * (d->d_depth - 1)], nl) ==
+                    0 &&
+                name[nl] < 0x80 && !(d_class[name[nl]] & D_NAME) &&
+                name[nl] != ':') {
+                /* the usual case: the open element's name, then an ASCII
+                 * byte that ends a Name (what d_name finds, read once) */
+                d->d_p += nl;
+            } else {
+                if ((n = d_name(d)) <= 0)
+                    return n == RC_STRICT ? RC_STRICT : -1;
+                if ((size_t)n != nl ||
+                    memcmp(name, base + d->d_open[2 * (d->d_depth - 1)],
+                           nl) != 0)
+                    return -1;
+            }
             if (d->d_depth == 2 && d->d_p < d->d_end && *d->d_p != '>')
                 return -1;      /* "</Row>" exactly: copied by bytes */
             d_skip_s(d);

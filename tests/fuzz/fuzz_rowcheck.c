@@ -3,6 +3,9 @@
  * (combine_row_check: the SAX check and the Row extraction; rowcheck_doc:
  * the same check by hand, which the combiner uses).
  *
+ * rowcheck_text_ok against model_text_ok (one byte at a time): the same
+ * verdict on every input.
+ *
  * rowcheck_doc against combine_row_check: the same verdict, Row range and
  * id on every input, except that rowcheck_doc may refuse with -2 (on
  * purpose: another encoding, a ':' in a name, an element inside __id)
@@ -20,6 +23,8 @@
 
 #include "combine.h"
 #include "fuzz.h"
+#include "model.h"
+#include "rowcheck.h"
 
 static int
 id_ok(const char *s)
@@ -65,6 +70,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int sax = combine_row_check(buf, size, &off, &rlen, id, sizeof(id));
 
         FUZZ_CHECK(fast == 0 || fast == -1 || fast == -2);
+        /* the word-at-a-time text check: the plain one's verdict */
+        FUZZ_CHECK(rowcheck_text_ok(buf, size) == model_text_ok(buf, size));
         if (fast == 0)
             FUZZ_CHECK(sax == 0 && off2 == off && rlen2 == rlen &&
                        strcmp(id2, id) == 0);
