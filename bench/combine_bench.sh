@@ -19,6 +19,8 @@
 #   usage: bench/combine_bench.sh [BUILD_DIR] [COUNTS...]
 #   e.g.   bench/combine_bench.sh build 10000 100000
 #   BENCH_DB=0: skip DB mode (seeding 100,000 clients takes ~80 s)
+#   BENCH_FLOOR=0: skip the floor (BUILD/bench/fsfloor: the renames and
+#     unlinks of N files alone, on the same disk, before each count)
 #   BENCH_SMB=0: skip the SMB runs; BENCH_LINKS=1: see above
 #   BENCH_DIR=DIR: the runs' files under DIR (default /tmp), e.g. on an ext4
 #     with a journal and no online discard, as Debian makes it, mounted from
@@ -31,6 +33,7 @@ shift || true
 COUNTS=${*:-10000 100000}
 BIN=$(cd "$BUILD" && pwd)/patriot-combine
 SEED=$(cd "$BUILD" && pwd)/bench/seed
+FLOOR=$(cd "$BUILD" && pwd)/bench/fsfloor
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/cbench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -88,6 +91,10 @@ echo "files on $(findmnt -n -o SOURCE,FSTYPE,OPTIONS -T "$W")"
 for n in $COUNTS; do
     D=$W/n$n
     mkdir -p "$D"
+    if [ "${BENCH_FLOOR:-1}" != 0 ] && [ -x "$FLOOR" ]; then
+        echo "-- the floor: the file operations of $n clients alone"
+        "$FLOOR" "$D" "$n" 1 3800 2 | sed 's/^/   /'
+    fi
     gen "$D/gen" "$n"
     size=$(du -sm "$D/gen" | cut -f1)
     echo "-- $n files ($size MB), --from-dir"

@@ -209,7 +209,7 @@ struct store_mark {
  * SQLite's cache), then marked by three statements over all of it.
  * 100,000 clients, alone on the machine: 1.1 s against 1.1-1.6 s for two
  * statements per client; in the run, beside the removal of the files,
- * the record phase went from 2.3-2.7 s to 1.5-1.8 s.
+ * the record phase went from 2.3-2.9 s to 1.5-2.5 s (docs/BENCHMARKS.md).
  */
 static const char *mark_temp_sql =
     "CREATE TEMP TABLE IF NOT EXISTS mark_batch("
