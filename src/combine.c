@@ -2885,17 +2885,23 @@ done:
 
 /* ---- marking (DB mode) ---------------------------------------------- */
 
-/* A client of the batch that changed meanwhile: its record not marked. */
+/* A client of the batch that changed meanwhile: its record not marked.
+ * 0 or -1 (logged). */
 static int
 mark_undo(void *arg, size_t seq)
 {
-    struct ledger *lg = arg;
+    struct combine *cb = arg;
     struct lrec r;
 
-    if (lg_read(lg, &r, 1, seq) != 1)
-        return -1;
+    if (lg_read(cb->cb_lg, &r, 1, seq) != 1)
+        goto fail;
     r.lr_flags &= ~(uint32_t)LR_MARKED;
-    return lg_pwrite(lg, &r, 1, seq);
+    if (lg_pwrite(cb->cb_lg, &r, 1, seq) < 0)
+        goto fail;
+    return 0;
+fail:
+    LOGW("cannot write the run's ledger: %s", strerror(errno));
+    return -1;
 }
 
 /*
@@ -2954,7 +2960,7 @@ mark_db(struct combine *cb)
     }
     if (got < 0 ||
         store_combine_mark_apply(m, cb->cb_batch, cb->cb_now_ms, &marked,
-                                 mark_undo, cb->cb_lg) != STORE_OK)
+                                 mark_undo, cb) != STORE_OK)
         goto fail;
     store_combine_mark_end(m);
     m = NULL;
