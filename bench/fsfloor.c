@@ -45,6 +45,7 @@ work(void *arg)
 {
     struct job *j = arg;
     char a[64], b[80], buf[65536];
+    ssize_t got;
     long i;
     int d, fd;
 
@@ -54,11 +55,15 @@ work(void *arg)
         snprintf(b, sizeof(b), ".inflight.%ld.xml", i);
         switch (j->j_op) {
         case OP_READ:
-            if ((fd = openat(d, a, O_RDONLY | O_CLOEXEC)) < 0 ||
-                read(fd, buf, sizeof(buf)) < 0)
+            if ((fd = openat(d, a, O_RDONLY | O_CLOEXEC)) < 0) {
                 atomic_fetch_add(&j->j_errors, 1);
-            if (fd >= 0)
-                close(fd);
+                break;
+            }
+            while ((got = read(fd, buf, sizeof(buf))) > 0)
+                ;
+            if (got < 0)
+                atomic_fetch_add(&j->j_errors, 1);
+            close(fd);
             break;
         case OP_RENAME:
             if (renameat(d, a, d, b) < 0)

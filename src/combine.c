@@ -3691,7 +3691,7 @@ combine_run(struct combine *cb, struct combine_stats *stats)
 
     /* 7. record, then settle the files */
     t_ship = lap(&t);
-    early_rm_start(cb, &er);
+    early_rm_start(cb, &er);    /* SMB on; with SMB off it runs already */
     if (cb->cb_store != NULL && mark_db(cb) < 0)
         goto fail_shipped;
     (void)state_rewrite(cb, cb->cb_lg, 0);

@@ -1211,6 +1211,42 @@ sql_int(struct store *s, const char *sql)
     return v;
 }
 
+/* One client to mark: client cid of Alarm24 at version 1, its XML's
+ * length (the real one + len_off), as the ledger's record seq. */
+struct add {
+    size_t a_seq;
+    int64_t a_cid;
+    size_t a_len_off;
+};
+
+/* One mark session of batch over the clients of a[0..n) (XML length len
+ * each, as put() writes it), committed; the unmarked seqs in *u. The
+ * number marked. */
+static size_t
+mark_batch(struct store *s, const char *batch, const struct add *a, size_t n,
+           size_t len, struct unmarked *u)
+{
+    struct store_mark *m;
+    char id[32];
+    size_t i, marked = 0;
+
+    u->u_n = 0;
+    assert_int_equal(store_begin(s), 0);
+    assert_non_null(m = store_combine_mark_begin(s));
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%lldBASE11", (long long)a[i].a_cid);
+        assert_int_equal(store_combine_mark_add(m, a[i].a_seq, "Alarm24",
+                                                a[i].a_cid, 1,
+                                                len + a[i].a_len_off, id),
+                         STORE_OK);
+    }
+    assert_int_equal(store_combine_mark_apply(m, batch, 2, &marked,
+                                              unmarked_one, u), STORE_OK);
+    store_combine_mark_end(m);
+    assert_int_equal(store_commit(s), 0);
+    return marked;
+}
+
 /* store_combine_mark_add/apply: of the clients added, only those still
  * waiting (pending, or failed) at the version added, with an XML of the
  * length added, are marked and recorded in shipped; the others come back
@@ -1218,12 +1254,20 @@ sql_int(struct store *s, const char *sql)
 static void
 test_mark_set(void **state)
 {
+    static const struct add first[] = {
+        {10, 1, 0},     /* waiting: marked */
+        {11, 2, 0},     /* changed since (version 2) */
+        {12, 3, 0},     /* deleted */
+        {13, 4, 1},     /* not the XML's length */
+        {14, 5, 0},     /* shipped already at version 1 */
+        {15, 6, 0},     /* failed at version 1: marked */
+    };
+    static const struct add second[] = {{0, 4, 0}};
     struct fx *f = *state;
     struct store *s = open_db(f);
-    struct unmarked u = {{0}, 0};
-    struct store_mark *m;
+    struct unmarked u;
     char xml[512];
-    size_t marked, len;
+    size_t len;
     int i;
 
     assert_int_equal(store_combine_init(s), 0);
@@ -1231,43 +1275,19 @@ test_mark_set(void **state)
         put(s, "Alarm24", i, "BASE11", "v1");
     xml_of(xml, sizeof(xml), 1, "BASE11", "v1");
     len = strlen(xml);          /* the same for clients 1-6 */
-    put(s, "Alarm24", 2, "BASE11", "v2");           /* changed since */
-    delete_client(s, "Alarm24", 3);                 /* deleted */
+    put(s, "Alarm24", 2, "BASE11", "v2");
+    delete_client(s, "Alarm24", 3);
     assert_int_equal(store_exec(s, "INSERT INTO import_state(cid, version,"
                                    " state, batch, at) SELECT id, 1,"
-                                   " 'shipped', 'B0', 1 FROM clients"
-                                   " WHERE client_id = 5"),
-                     0);
-    assert_int_equal(store_exec(s, "INSERT INTO import_state(cid, version,"
-                                   " state, batch, at) SELECT id, 1,"
-                                   " 'failed', 'B0', 1 FROM clients"
-                                   " WHERE client_id = 6"),
+                                   " CASE client_id WHEN 5 THEN 'shipped'"
+                                   " ELSE 'failed' END, 'B0', 1 FROM clients"
+                                   " WHERE client_id IN (5, 6)"),
                      0);
 
-    assert_int_equal(store_begin(s), 0);
-    assert_non_null(m = store_combine_mark_begin(s));
-    assert_int_equal(store_combine_mark_add(m, 10, "Alarm24", 1, 1, len,
-                                            "1BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_add(m, 11, "Alarm24", 2, 1, len,
-                                            "2BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_add(m, 12, "Alarm24", 3, 1, len,
-                                            "3BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_add(m, 13, "Alarm24", 4, 1, len + 1,
-                                            "4BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_add(m, 14, "Alarm24", 5, 1, len,
-                                            "5BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_add(m, 15, "Alarm24", 6, 1, len,
-                                            "6BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_apply(m, "B1", 2, &marked,
-                                              unmarked_one, &u), STORE_OK);
-    store_combine_mark_end(m);
-    assert_int_equal(store_commit(s), 0);
-    assert_int_equal(marked, 2);
+    assert_int_equal(mark_batch(s, "B1", first, 6, len, &u), 2);
     assert_int_equal(u.u_n, 4);
-    assert_int_equal(u.u_seq[0], 11);
-    assert_int_equal(u.u_seq[1], 12);
-    assert_int_equal(u.u_seq[2], 13);
-    assert_int_equal(u.u_seq[3], 14);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(u.u_seq[i], 11 + i);
     assert_string_equal(state_of(s, "Alarm24", 1), "shipped");
     assert_string_equal(state_of(s, "Alarm24", 2), "pending");
     assert_string_equal(state_of(s, "Alarm24", 4), "pending");
@@ -1282,16 +1302,7 @@ test_mark_set(void **state)
                                 " AND batch = 'B1' AND version = 1"), 2);
 
     /* a second session: nothing left of the first */
-    u.u_n = 0;
-    assert_int_equal(store_begin(s), 0);
-    assert_non_null(m = store_combine_mark_begin(s));
-    assert_int_equal(store_combine_mark_add(m, 0, "Alarm24", 4, 1, len,
-                                            "4BASE11"), STORE_OK);
-    assert_int_equal(store_combine_mark_apply(m, "B2", 3, &marked,
-                                              unmarked_one, &u), STORE_OK);
-    store_combine_mark_end(m);
-    assert_int_equal(store_commit(s), 0);
-    assert_int_equal(marked, 1);
+    assert_int_equal(mark_batch(s, "B2", second, 1, len, &u), 1);
     assert_int_equal(u.u_n, 0);
     assert_string_equal(state_of(s, "Alarm24", 4), "shipped");
     assert_int_equal(sql_int(s, "SELECT count(*) FROM shipped"), 3);
